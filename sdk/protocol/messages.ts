@@ -1,0 +1,89 @@
+/**
+ * The Pusher message envelope (protocol.md §1.2). Server-to-client `data` is always a JSON string ("double
+ * encoding"); clients may send `data` as an object or a string.
+ */
+
+/** A decoded client-to-server message. */
+export interface ClientMessage {
+  event: string;
+  channel?: string;
+  data?: unknown;
+}
+
+/** A decoded server-to-client message, as the SDKs see it after the second decode. */
+export interface ServerMessage {
+  event: string;
+  channel?: string;
+  data?: unknown;
+  user_id?: string;
+}
+
+/** `data` as the wire wants it: strings pass through, anything else is JSON-encoded once. */
+export function encodeData(data: unknown): string {
+  return typeof data === 'string' ? data : JSON.stringify(data === undefined ? {} : data);
+}
+
+/**
+ * Encodes one server-to-client frame. Called once per publish and channel; the resulting string is written
+ * unchanged to every recipient.
+ */
+export function encodeFrame(event: string, data?: unknown, channel?: string, userId?: string): string {
+  const msg: ServerMessage = { event };
+  if (channel !== undefined) msg.channel = channel;
+  msg.data = encodeData(data);
+  if (userId !== undefined) msg.user_id = userId;
+  return JSON.stringify(msg);
+}
+
+/** The outcome of decoding a client frame: a message, or the reason it was refused. */
+export type DecodeResult = { ok: true; message: ClientMessage } | { ok: false; reason: string };
+
+/** Decodes a client-to-server text frame. Pure: no exceptions escape. */
+export function decodeClientFrame(text: string): DecodeResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'Invalid JSON' };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return { ok: false, reason: 'A message must be a JSON object' };
+  }
+  const o = parsed as Record<string, unknown>;
+  if (typeof o.event !== 'string' || o.event.length === 0) {
+    return { ok: false, reason: 'A message must have a string `event`' };
+  }
+  if (o.channel !== undefined && typeof o.channel !== 'string') {
+    return { ok: false, reason: '`channel` must be a string' };
+  }
+  return { ok: true, message: { event: o.event, channel: o.channel as string | undefined, data: o.data } };
+}
+
+/**
+ * Decodes a server-to-client frame the way pusher-js does: parse the envelope, then try to parse a string
+ * `data` again, keeping the raw string when it is not JSON.
+ */
+export function decodeServerFrame(text: string): ServerMessage {
+  const msg = JSON.parse(text) as ServerMessage;
+  if (typeof msg.data === 'string') {
+    try {
+      msg.data = JSON.parse(msg.data);
+    } catch {
+      // Not JSON: pusher-js hands the raw string to the application, and so do we.
+    }
+  }
+  return msg;
+}
+
+/** Client-to-server `data` as an object, accepting the stringified form some clients send. */
+export function dataObject(data: unknown): Record<string, unknown> | null {
+  let d = data;
+  if (typeof d === 'string') {
+    try {
+      d = JSON.parse(d);
+    } catch {
+      return null;
+    }
+  }
+  return d !== null && typeof d === 'object' && !Array.isArray(d) ? (d as Record<string, unknown>) : null;
+}

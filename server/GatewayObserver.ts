@@ -1,0 +1,29 @@
+import type { AppOptions } from './options/Options';
+import type { Connection } from './ws/Connection';
+
+/**
+ * What the gateway reports to webhooks, metrics and the debug console. Every method is optional and called
+ * synchronously; observers must not throw and must move slow work off this path. Transitions
+ * (occupied/vacated, member added/removed) are reported by exactly one node of a cluster (ClusterState).
+ */
+export interface GatewayObserver {
+  connectionOpened?(conn: Connection): void;
+  connectionClosed?(conn: Connection, code: number): void;
+  /** A connection was refused at the handshake (bad key, quota, origin…). */
+  connectionRefused?(appId: string | null, code: number, reason: string): void;
+  subscribed?(conn: Connection, channel: string): void;
+  unsubscribed?(conn: Connection, channel: string): void;
+  channelOccupied?(app: AppOptions, channel: string): void;
+  channelVacated?(app: AppOptions, channel: string): void;
+  memberAdded?(app: AppOptions, channel: string, userId: string): void;
+  memberRemoved?(app: AppOptions, channel: string, userId: string): void;
+  subscriptionCount?(app: AppOptions, channel: string, count: number): void;
+  clientEvent?(app: AppOptions, channel: string, event: string, data: string, socketId: string, userId?: string): void;
+  cacheMiss?(app: AppOptions, channel: string): void;
+  /** A server event (REST) was published to these channels. */
+  published?(app: AppOptions, channels: string[], event: string, data: string, socketId?: string): void;
+  /** A frame was delivered to `count` local sockets. */
+  delivered?(appId: string, channel: string, count: number, bytes: number): void;
+  /** An error pusher:error / subscription error was sent to a client. */
+  clientError?(conn: Connection, code: number | null, message: string): void;
+}

@@ -1,0 +1,77 @@
+import type { Connection } from '../ws/Connection';
+
+/**
+ * Local connection state: which sockets of this node are in which channel. Every operation is O(1); the
+ * cluster-wide counts live in ClusterState, not here.
+ */
+export class ChannelRegistry {
+  /** `${appId}\n${channel}` → subscribers on this node */
+  private readonly channels = new Map<string, Set<Connection>>();
+  /** appId → connections on this node */
+  private readonly apps = new Map<string, Set<Connection>>();
+  private total = 0;
+
+  addConnection(conn: Connection): void {
+    let set = this.apps.get(conn.app.id);
+    if (!set) {
+      set = new Set();
+      this.apps.set(conn.app.id, set);
+    }
+    set.add(conn);
+    this.total++;
+  }
+
+  removeConnection(conn: Connection): void {
+    const set = this.apps.get(conn.app.id);
+    if (set?.delete(conn)) {
+      this.total--;
+      if (set.size === 0) this.apps.delete(conn.app.id);
+    }
+  }
+
+  /** Adds `conn` to a channel; true when it is the channel's first subscriber on this node. */
+  join(conn: Connection, channel: string): boolean {
+    const k = `${conn.app.id}\n${channel}`;
+    let set = this.channels.get(k);
+    if (!set) {
+      set = new Set();
+      this.channels.set(k, set);
+    }
+    set.add(conn);
+    return set.size === 1;
+  }
+
+  /** Removes `conn` from a channel; true when it was the last subscriber on this node. */
+  leave(conn: Connection, channel: string): boolean {
+    const k = `${conn.app.id}\n${channel}`;
+    const set = this.channels.get(k);
+    if (!set || !set.delete(conn)) return false;
+    if (set.size > 0) return false;
+    this.channels.delete(k);
+    return true;
+  }
+
+  subscribers(appId: string, channel: string): ReadonlySet<Connection> | undefined {
+    return this.channels.get(`${appId}\n${channel}`);
+  }
+
+  connections(appId: string): ReadonlySet<Connection> | undefined {
+    return this.apps.get(appId);
+  }
+
+  *all(): IterableIterator<Connection> {
+    for (const set of this.apps.values()) yield* set;
+  }
+
+  get size(): number {
+    return this.total;
+  }
+
+  /** Channels with subscribers on this node (for resubscribing after a broker reconnect). */
+  *localChannels(): IterableIterator<[appId: string, channel: string]> {
+    for (const k of this.channels.keys()) {
+      const i = k.indexOf('\n');
+      yield [k.slice(0, i), k.slice(i + 1)];
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Shared state that must be right across every node: connection quotas, channel occupancy and counts,
+ * presence members, signed-in users, cache-channel events, rate limits and webhook debounce marks.
+ * REST queries read it directly; nothing is gathered by asking other nodes.
+ *
+ * Guarantees every implementation keeps:
+ * - Each mutation is atomic, and each transition is reported to exactly one caller in the cluster:
+ *   `occupied` to the subscribe that took a channel from 0 to 1, `vacated` to the unsubscribe that took it
+ *   to 0, `added` to the first socket of a user in a presence channel, `removed` after its last, `first`
+ *   and `last` likewise for signed-in users. Webhooks rely on this to be sent once per cluster.
+ * - Counts are per socket: a user with three sockets in a presence channel is one member with count 3.
+ * - Work per call is O(1) in the size of the channel, except `members`, `channels` and `onlineUsers`,
+ *   which return what they are asked for.
+ */
+export interface SubscriberChange {
+  /** Subscriptions to the channel across the cluster after this change. */
+  count: number;
+  /** True on exactly one of the subscribes that made the channel occupied (0 → 1). */
+  occupied: boolean;
+  /** True on exactly one of the unsubscribes that emptied the channel (1 → 0). */
+  vacated: boolean;
+}
+
+export interface MemberJoin {
+  /** The user's first socket in this channel anywhere: announce `member_added`. */
+  added: boolean;
+  /** Refused: the channel already holds `max` other users. Nothing was changed. */
+  full: boolean;
+}
+
+export interface CachedEvent {
+  /** The encoded frame as it was published. */
+  frame: string;
+  /** Seconds left before it expires. */
+  ttl: number;
+}
+
+export interface ClusterState {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  healthy(): boolean;
+
+  /** Counts a connection; returns false and counts nothing when `max` ≥ 0 connections exist already. */
+  addConnection(appId: string, max: number): Promise<boolean>;
+  removeConnection(appId: string): Promise<void>;
+  connectionCount(appId: string): Promise<number>;
+
+  addSubscriber(appId: string, channel: string): Promise<SubscriberChange>;
+  removeSubscriber(appId: string, channel: string): Promise<SubscriberChange>;
+  subscriberCount(appId: string, channel: string): Promise<number>;
+  /** Occupied channels whose name starts with `prefix`, with their subscription counts. */
+  channels(appId: string, prefix: string): Promise<Map<string, number>>;
+
+  /** Adds one socket of `userId`; `info` is the member's `user_info` as JSON text. */
+  addMember(appId: string, channel: string, userId: string, info: string, max: number): Promise<MemberJoin>;
+  /** Removes one socket of `userId`; true when it was the user's last in the channel. */
+  removeMember(appId: string, channel: string, userId: string): Promise<boolean>;
+  /** user id → `user_info` JSON text. */
+  members(appId: string, channel: string): Promise<Map<string, string>>;
+  memberCount(appId: string, channel: string): Promise<number>;
+
+  /** Counts a signed-in socket; true when it is the user's first anywhere. */
+  addUser(appId: string, userId: string): Promise<boolean>;
+  /** Uncounts a signed-in socket; true when it was the user's last anywhere. */
+  removeUser(appId: string, userId: string): Promise<boolean>;
+  /** Which of `userIds` have a signed-in socket anywhere. */
+  onlineUsers(appId: string, userIds: string[]): Promise<Set<string>>;
+
+  setCache(appId: string, channel: string, frame: string, ttlSeconds: number): Promise<void>;
+  getCache(appId: string, channel: string): Promise<CachedEvent | null>;
+
+  /**
+   * Takes `cost` tokens from a per-second budget of `limit`; returns 0 when allowed, else the seconds to
+   * wait. Budgets are shared by the cluster.
+   */
+  takeRate(appId: string, bucket: string, limit: number, cost: number): Promise<number>;
+
+  /** Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`. */
+  setMark(appId: string, key: string, ttlMs: number): Promise<void>;
+  /** Removes a mark; true for the one caller that found it. */
+  takeMark(appId: string, key: string): Promise<boolean>;
+}

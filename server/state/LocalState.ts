@@ -1,0 +1,179 @@
+import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
+
+interface Presence {
+  /** user id → [socket count, user_info JSON] */
+  users: Map<string, { sockets: number; info: string }>;
+}
+
+/** Cluster state for a single node, in memory. Every call is O(1) and answers in the same tick. */
+export class LocalState implements ClusterState {
+  readonly name = 'local';
+  private readonly connections = new Map<string, number>();
+  /** `${appId}\n${channel}` → subscription count */
+  private readonly subscribers = new Map<string, number>();
+  private readonly presence = new Map<string, Presence>();
+  private readonly users = new Map<string, number>();
+  private readonly cache = new Map<string, { frame: string; expires: number }>();
+  private readonly rates = new Map<string, { second: number; used: number }>();
+  private readonly marks = new Map<string, number>();
+
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  healthy(): boolean {
+    return true;
+  }
+
+  async addConnection(appId: string, max: number): Promise<boolean> {
+    const n = this.connections.get(appId) ?? 0;
+    if (max >= 0 && n >= max) return false;
+    this.connections.set(appId, n + 1);
+    return true;
+  }
+
+  async removeConnection(appId: string): Promise<void> {
+    const n = (this.connections.get(appId) ?? 0) - 1;
+    if (n > 0) this.connections.set(appId, n);
+    else this.connections.delete(appId);
+  }
+
+  async connectionCount(appId: string): Promise<number> {
+    return this.connections.get(appId) ?? 0;
+  }
+
+  async addSubscriber(appId: string, channel: string): Promise<SubscriberChange> {
+    const k = `${appId}\n${channel}`;
+    const count = (this.subscribers.get(k) ?? 0) + 1;
+    this.subscribers.set(k, count);
+    return { count, occupied: count === 1, vacated: false };
+  }
+
+  async removeSubscriber(appId: string, channel: string): Promise<SubscriberChange> {
+    const k = `${appId}\n${channel}`;
+    const prev = this.subscribers.get(k) ?? 0;
+    const count = Math.max(0, prev - 1);
+    if (count === 0) this.subscribers.delete(k);
+    else this.subscribers.set(k, count);
+    return { count, occupied: false, vacated: prev === 1 };
+  }
+
+  async subscriberCount(appId: string, channel: string): Promise<number> {
+    return this.subscribers.get(`${appId}\n${channel}`) ?? 0;
+  }
+
+  async channels(appId: string, prefix: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const head = `${appId}\n${prefix}`;
+    for (const [k, n] of this.subscribers) {
+      if (k.startsWith(head)) out.set(k.slice(appId.length + 1), n);
+    }
+    return out;
+  }
+
+  async addMember(appId: string, channel: string, userId: string, info: string, max: number): Promise<MemberJoin> {
+    const k = `${appId}\n${channel}`;
+    let p = this.presence.get(k);
+    if (!p) {
+      p = { users: new Map() };
+      this.presence.set(k, p);
+    }
+    const u = p.users.get(userId);
+    if (u) {
+      u.sockets++;
+      return { added: false, full: false };
+    }
+    if (p.users.size >= max) {
+      if (p.users.size === 0) this.presence.delete(k);
+      return { added: false, full: true };
+    }
+    p.users.set(userId, { sockets: 1, info });
+    return { added: true, full: false };
+  }
+
+  async removeMember(appId: string, channel: string, userId: string): Promise<boolean> {
+    const k = `${appId}\n${channel}`;
+    const p = this.presence.get(k);
+    const u = p?.users.get(userId);
+    if (!p || !u) return false;
+    if (--u.sockets > 0) return false;
+    p.users.delete(userId);
+    if (p.users.size === 0) this.presence.delete(k);
+    return true;
+  }
+
+  async members(appId: string, channel: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const p = this.presence.get(`${appId}\n${channel}`);
+    if (p) for (const [id, u] of p.users) out.set(id, u.info);
+    return out;
+  }
+
+  async memberCount(appId: string, channel: string): Promise<number> {
+    return this.presence.get(`${appId}\n${channel}`)?.users.size ?? 0;
+  }
+
+  async addUser(appId: string, userId: string): Promise<boolean> {
+    const k = `${appId}\n${userId}`;
+    const n = (this.users.get(k) ?? 0) + 1;
+    this.users.set(k, n);
+    return n === 1;
+  }
+
+  async removeUser(appId: string, userId: string): Promise<boolean> {
+    const k = `${appId}\n${userId}`;
+    const n = (this.users.get(k) ?? 0) - 1;
+    if (n > 0) {
+      this.users.set(k, n);
+      return false;
+    }
+    const had = this.users.delete(k);
+    return had;
+  }
+
+  async onlineUsers(appId: string, userIds: string[]): Promise<Set<string>> {
+    return new Set(userIds.filter((id) => this.users.has(`${appId}\n${id}`)));
+  }
+
+  async setCache(appId: string, channel: string, frame: string, ttlSeconds: number): Promise<void> {
+    this.cache.set(`${appId}\n${channel}`, { frame, expires: Date.now() + ttlSeconds * 1000 });
+  }
+
+  async getCache(appId: string, channel: string): Promise<CachedEvent | null> {
+    const k = `${appId}\n${channel}`;
+    const c = this.cache.get(k);
+    if (!c) return null;
+    const left = c.expires - Date.now();
+    if (left <= 0) {
+      this.cache.delete(k);
+      return null;
+    }
+    return { frame: c.frame, ttl: Math.ceil(left / 1000) };
+  }
+
+  async takeRate(appId: string, bucket: string, limit: number, cost: number): Promise<number> {
+    if (limit < 0) return 0;
+    const k = `${appId}\n${bucket}`;
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    let r = this.rates.get(k);
+    if (!r || r.second !== second) {
+      r = { second, used: 0 };
+      this.rates.set(k, r);
+    }
+    // Budgets refill at the next whole second.
+    if (r.used + cost > limit) return 1;
+    r.used += cost;
+    return 0;
+  }
+
+  async setMark(appId: string, key: string, ttlMs: number): Promise<void> {
+    this.marks.set(`${appId}\n${key}`, Date.now() + ttlMs);
+  }
+
+  async takeMark(appId: string, key: string): Promise<boolean> {
+    const k = `${appId}\n${key}`;
+    const expires = this.marks.get(k);
+    if (expires === undefined) return false;
+    this.marks.delete(k);
+    return expires > Date.now();
+  }
+}
