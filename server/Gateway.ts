@@ -22,7 +22,7 @@ import { hmacSha256Hex, safeEqual } from '../sdk/protocol/node/hmac';
 import type { Adapter, AdapterMessage } from './adapter/Adapter';
 import type { AppRegistry } from './apps/AppRegistry';
 import { ChannelRegistry } from './channels/ChannelRegistry';
-import { ERRORS, HeraldError, type ErrorName } from './errors';
+import { ERRORS, HeraldError, closeCodeOf, type ErrorName } from './errors';
 import type { GatewayObserver } from './GatewayObserver';
 import type { AppOptions, HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
@@ -131,12 +131,12 @@ export class Gateway {
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     const app = this.apps.byKey(hs.appKey);
     const refuse = (name: ErrorName, detail?: string) => {
-      const e = ERRORS[name];
-      const message = detail ?? e.message;
-      this.emit('connectionRefused', app?.id ?? null, e.pusherCode ?? 4000, message);
-      this.log.info({ app: app?.id, key: hs.appKey, code: e.pusherCode, remote: hs.remoteAddress }, message);
-      ws.send(encodeFrame('pusher:error', { code: e.pusherCode, message }));
-      ws.close(e.pusherCode ?? 4000, message.slice(0, 120));
+      const code = closeCodeOf(name);
+      const message = detail ?? ERRORS[name].message;
+      this.emit('connectionRefused', app?.id ?? null, code, message);
+      this.log.info({ app: app?.id, key: hs.appKey, code, remote: hs.remoteAddress }, message);
+      ws.send(encodeFrame('pusher:error', { code, message }));
+      ws.close(code, message.slice(0, 120));
     };
     if (!this.accepting) return refuse('SHUTTING_DOWN');
     if (!app) return refuse('APP_NOT_FOUND', `App key ${hs.appKey.slice(0, 64)} does not exist`);
@@ -205,7 +205,7 @@ export class Gateway {
   async close(conn: Connection, name: ErrorName): Promise<void> {
     if (conn.closing) return;
     const e = ERRORS[name];
-    const code = e.pusherCode ?? 4000;
+    const code = closeCodeOf(name);
     // Tear down the shared state now rather than when the peer answers the close frame: a dead peer
     // never answers, and presence must not wait for ws's 30 s close timeout.
     conn.ws.close(code, e.message.slice(0, 120));

@@ -92,3 +92,8 @@ export class HeraldError extends Error {
 export function fail(code: ErrorName, detail?: string, retryAfter?: number): never {
   throw new HeraldError(code, detail, retryAfter);
 }
+
+/** The close code for an error; errors without a Pusher code close as a generic "reconnect" (4200). */
+export function closeCodeOf(name: ErrorName): number {
+  return ERRORS[name].pusherCode ?? ERRORS.SHUTTING_DOWN.pusherCode;
+}

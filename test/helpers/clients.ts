@@ -54,6 +54,7 @@ export function pusherJs(h: TestHerald, opts: ClientOptions = {}): PusherClient 
     },
     ...opts.extra,
   } as never);
+  h.clients.add(client);
   return client;
 }
 
@@ -73,16 +74,23 @@ export function connected(client: PusherClient): Promise<string> {
   });
 }
 
-/** Resolves with the data of the next `event` on a pusher-js channel (or bound emitter). */
-export function nextEvent<T = unknown>(emitter: { bind: (e: string, cb: (d: T, m?: unknown) => void) => unknown; unbind: (e: string, cb: (d: T) => void) => unknown }, event: string, timeoutMs = 5000): Promise<T> {
+/** Something pusher-js-like that events can be bound to (a channel, `connection`, `user`). */
+export interface Bindable {
+  bind(event: string, cb: (data: never) => void): unknown;
+  unbind(event: string, cb: (data: never) => void): unknown;
+}
+
+/** Resolves with the data of the next `event` on a pusher-js channel (or other bindable). */
+export function nextEvent<T = unknown>(emitter: unknown, event: string, timeoutMs = 5000): Promise<T> {
+  const e = emitter as Bindable;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), timeoutMs);
     const cb = (d: T) => {
       clearTimeout(timer);
-      emitter.unbind(event, cb);
+      e.unbind(event, cb as (d: never) => void);
       resolve(d);
     };
-    emitter.bind(event, cb);
+    e.bind(event, cb as (d: never) => void);
   });
 }
 

@@ -19,6 +19,8 @@ export interface TestHerald {
   app: AppOptions;
   apps: AppOptions[];
   baseUrl: string;
+  /** Clients to disconnect before the node stops (pusher-js would otherwise start reconnecting). */
+  clients: Set<{ disconnect(): void }>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ export async function startHerald(opts: StartOptions = {}): Promise<TestHerald> 
   const log = pino({ level: process.env.HERALD_TEST_LOG ?? opts.logLevel ?? 'silent' });
   const server = new HeraldServer(options, log, opts.backends);
   const { port } = await server.start();
+  const clients = new Set<{ disconnect(): void }>();
   return {
     server,
     port,
@@ -66,7 +69,10 @@ export async function startHerald(opts: StartOptions = {}): Promise<TestHerald> 
     app: apps[0],
     apps,
     baseUrl: `http://127.0.0.1:${port}`,
+    clients,
     async stop() {
+      for (const c of clients) c.disconnect();
+      clients.clear();
       await server.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
