@@ -44,15 +44,18 @@ async function main(): Promise<void> {
   const { options, generatedApp, usingDefaultApp } = loaded;
   const log = createLogger(options.logLevel);
   const server = new HeraldServer(options, log);
-  const { host, port } = await server.start();
-  if (usingDefaultApp) process.stdout.write(banner(options.apps[0], host, port, generatedApp));
-  else log.info({ host, port, apps: options.apps.map((a) => a.id) }, 'Herald is listening');
 
+  // Registered before start(): a signal during start-up must also end in a clean stop, not a kill.
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: closing sockets with 4200');
+    // stop() bounds the drain by the grace period; this catches a backend that hangs while closing.
+    setTimeout(() => {
+      log.error({ graceMs: options.shutdownGraceMs }, 'shutdown did not finish within the grace period; exiting');
+      process.exit(1);
+    }, options.shutdownGraceMs + 5000).unref();
     server
       .stop()
       .then(() => process.exit(0))
@@ -63,6 +66,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+
+  const { host, port } = await server.start();
+  if (usingDefaultApp) process.stdout.write(banner(options.apps[0], host, port, generatedApp));
+  else log.info({ host, port, apps: options.apps.map((a) => a.id) }, 'Herald is listening');
 }
 
 main().catch((err: unknown) => {
