@@ -24,10 +24,14 @@ import type { AppRegistry } from './apps/AppRegistry';
 import { ChannelRegistry } from './channels/ChannelRegistry';
 import { ERRORS, HeraldError, closeCodeOf, type ErrorName } from './errors';
 import type { GatewayObserver } from './GatewayObserver';
+import type { PushFallback } from './push/PushFallback';
 import type { AppOptions, HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
+import type { StateTransition } from './state/StateTransition';
 import { Connection } from './ws/Connection';
+import { ConnectionsPerIp } from './ws/ConnectionsPerIp';
 import { originAllowed } from './ws/origin';
+import { configDefault } from './options/config-default';
 
 /** What the transport knows about a new socket. */
 export interface Handshake {
@@ -67,6 +71,8 @@ export class Gateway {
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly countTimers = new Map<string, { timer: NodeJS.Timeout; count: number }>();
   private accepting = true;
+  private readonly perIp: ConnectionsPerIp;
+  private pushFallback: PushFallback | null = null;
 
   constructor(
     readonly options: HeraldOptions,
@@ -74,7 +80,14 @@ export class Gateway {
     readonly adapter: Adapter,
     readonly state: ClusterState,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.perIp = new ConnectionsPerIp(options.maxConnectionsPerIp ?? configDefault('maxConnectionsPerIp'));
+  }
+
+  /** Installs the Web Push fallback (PushService) that `publishWithPush` hands offline subscribers to. */
+  setPushFallback(fallback: PushFallback): void {
+    this.pushFallback = fallback;
+  }
 
   observe(observer: GatewayObserver): void {
     this.observers.push(observer);
@@ -149,6 +162,7 @@ export class Gateway {
     if (!originAllowed(app.allowedOrigins, hs.origin)) {
       return refuse('ORIGIN_NOT_ALLOWED', `Origin ${String(hs.origin).slice(0, 80)} is not allowed`);
     }
+    if (!this.perIp.take(hs.remoteAddress)) return refuse('IP_OVER_QUOTA');
 
     const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, hs.deviceId);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(conn, data, isBinary));
@@ -156,7 +170,10 @@ export class Gateway {
       conn.lastSeen = Date.now();
       conn.pingSentAt = 0;
     });
-    ws.on('close', () => this.enqueue(conn, () => this.teardown(conn)));
+    ws.on('close', () => {
+      this.perIp.release(hs.remoteAddress);
+      this.enqueue(conn, () => this.teardown(conn));
+    });
     this.enqueue(conn, () => this.open(conn));
   }
 
@@ -240,6 +257,7 @@ export class Gateway {
   private onFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     conn.lastSeen = Date.now();
     conn.pingSentAt = 0;
+    this.emit('messageReceived', conn, data.length);
     if (isBinary) return this.sendError(conn, ERRORS.MESSAGE_BINARY.pusherCode, ERRORS.MESSAGE_BINARY.message);
     const decoded = decodeClientFrame(data.toString('utf8'));
     if (!decoded.ok) {
@@ -336,6 +354,7 @@ export class Gateway {
       }
     }
     const change = await this.state.addSubscriber(app.id, channel);
+    if (conn.deviceId !== null) await this.state.addLiveDevice(app.id, channel, conn.deviceId);
     if (change.occupied) this.emit('channelOccupied', app, channel);
     await this.sendSubscribed(conn, channel, member !== null);
     this.emit('subscribed', conn, channel);
@@ -381,12 +400,12 @@ export class Gateway {
     return { id: userId as string, info };
   }
 
-  private async sendSubscribed(conn: Connection, channel: string, presence: boolean): Promise<void> {
+  private async sendSubscribed(conn: Connection, channel: string, presence: boolean, known?: Map<string, string>): Promise<void> {
     if (!presence) {
       conn.send(encodeFrame('pusher_internal:subscription_succeeded', {}, channel));
       return;
     }
-    const members = await this.state.members(conn.app.id, channel);
+    const members = known ?? (await this.state.members(conn.app.id, channel));
     // Built as text: user_info is kept as JSON text and is spliced in without a parse/stringify round trip.
     const ids: string[] = [];
     const hash: string[] = [];
@@ -412,6 +431,7 @@ export class Gateway {
     conn.channels.delete(channel);
     if (this.registry.leave(conn, channel)) await this.adapter.unsubscribe(app.id, channel);
     const change = await this.state.removeSubscriber(app.id, channel);
+    if (conn.deviceId !== null) await this.state.removeLiveDevice(app.id, channel, conn.deviceId);
     this.emit('unsubscribed', conn, channel);
     if (memberId !== null && (await this.state.removeMember(app.id, channel, memberId))) {
       await this.adapter.publish({
@@ -586,6 +606,26 @@ export class Gateway {
     return out;
   }
 
+  /**
+   * Publishes like `publish`, then gives the Web Push fallback the channels' interest subscribers that have
+   * no live socket on them. The `push` block is checked first (400/413/501), so a refused one sends nothing.
+   */
+  async publishWithPush(
+    app: AppOptions,
+    event: string,
+    data: string,
+    channels: string[],
+    socketId: string | undefined,
+    info: string[],
+    push: unknown,
+  ): Promise<{ info: Awaited<ReturnType<Gateway['publish']>>; publishId: string }> {
+    const fallback = this.pushFallback;
+    if (!fallback) throw new HeraldError('PUSH_NOT_CONFIGURED');
+    const prepared = fallback.prepare(app, channels, event, push);
+    const result = await this.publish(app, event, data, channels, socketId, info);
+    return { info: result, publishId: await fallback.fallback(app, channels, prepared) };
+  }
+
   /** Occupied channels, optionally by prefix; `user_count` only for presence prefixes (checked by the caller). */
   async channelList(
     app: AppOptions,
@@ -625,6 +665,74 @@ export class Gateway {
   /** Closes every signed-in connection of a user, on every node. */
   async terminateUser(app: AppOptions, userId: string): Promise<void> {
     await this.adapter.publish({ appId: app.id, channel: userRoute(userId), action: 'terminate' });
+  }
+
+  // ---------------------------------------------------------------- cluster transitions
+
+  /**
+   * Transitions found by the cluster state rather than by a socket of this node: another node died and its
+   * connections were removed, or this node's shares were restored after a Redis outage. Sends the frames
+   * and observer events the socket path would have (each transition reaches exactly one node).
+   */
+  async applyTransitions(transitions: StateTransition[]): Promise<void> {
+    for (const t of transitions) {
+      const app = this.apps.byId(t.appId);
+      if (!app) continue;
+      switch (t.kind) {
+        case 'memberRemoved':
+          await this.adapter.publish({ appId: app.id, channel: t.channel, frame: encodeFrame('pusher_internal:member_removed', { user_id: t.userId }, t.channel) });
+          this.emit('memberRemoved', app, t.channel, t.userId);
+          break;
+        case 'memberAdded':
+          await this.adapter.publish({
+            appId: app.id,
+            channel: t.channel,
+            frame: encodeFrame('pusher_internal:member_added', `{"user_id":${JSON.stringify(t.userId)},"user_info":${t.info}}`, t.channel),
+          });
+          this.emit('memberAdded', app, t.channel, t.userId);
+          break;
+        case 'vacated':
+          this.emit('channelVacated', app, t.channel);
+          break;
+        case 'occupied':
+          this.emit('channelOccupied', app, t.channel);
+          this.countChanged(app, t.channel, t.count);
+          break;
+        case 'count':
+          this.countChanged(app, t.channel, t.count);
+          break;
+        case 'userOffline':
+        case 'userOnline':
+          if (app.watchlist) await this.publishWatchlist(app, t.userId, t.kind === 'userOnline' ? 'online' : 'offline');
+          break;
+      }
+    }
+  }
+
+  /**
+   * After a broker outage: tells this node's sockets the cluster's current presence lists (a repeated
+   * `subscription_succeeded`, which pusher-js takes as the new list) and the online state of the users they
+   * watch, since events published while this node was cut off never reached it.
+   */
+  async resync(): Promise<void> {
+    for (const [appId, channel] of [...this.registry.localChannels()]) {
+      if (channelType(channel).kind !== 'presence') continue;
+      const subs = this.registry.subscribers(appId, channel);
+      if (!subs || subs.size === 0) continue;
+      const members = await this.state.members(appId, channel);
+      for (const conn of subs) await this.sendSubscribed(conn, channel, true, members);
+    }
+    for (const conn of [...this.registry.all()]) {
+      const head = watchRoute('');
+      const watched = conn.hidden.filter((r) => r.startsWith(head)).map((r) => r.slice(head.length));
+      if (watched.length === 0 || !conn.app.watchlist) continue;
+      const online = await this.state.onlineUsers(conn.app.id, watched);
+      const events: { name: string; user_ids: string[] }[] = [];
+      if (online.size > 0) events.push({ name: 'online', user_ids: [...online] });
+      const offline = watched.filter((w) => !online.has(w));
+      if (offline.length > 0) events.push({ name: 'offline', user_ids: offline });
+      conn.send(encodeFrame('pusher_internal:watchlist_events', { events }));
+    }
   }
 
   // ---------------------------------------------------------------- liveness

@@ -22,6 +22,8 @@ export interface GatewayObserver {
   cacheMiss?(app: AppOptions, channel: string): void;
   /** A server event (REST) was published to these channels. */
   published?(app: AppOptions, channels: string[], event: string, data: string, socketId?: string): void;
+  /** A frame arrived from a client, before it is parsed (hot path: count, do not inspect). */
+  messageReceived?(conn: Connection, bytes: number): void;
   /** A frame was delivered to `count` local sockets. */
   delivered?(appId: string, channel: string, count: number, bytes: number): void;
   /** An error pusher:error / subscription error was sent to a client. */

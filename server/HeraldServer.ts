@@ -11,11 +11,30 @@ import type { HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
 import { LocalState } from './state/LocalState';
 import { websocketPlugin } from './ws/websocket-plugin';
+import { createBackends } from './cluster/create-backends';
+import { readFileSync } from 'node:fs';
+import { DebugConsole } from './console/DebugConsole';
+import { consolePlugin } from './console/console-plugin';
+import { readMemory } from './http/memory-pressure';
+import { metricsPlugin } from './http/metrics-plugin';
+import { Metrics } from './metrics/Metrics';
+import { configDefault } from './options/config-default';
+import { WebhookObserver, type WebhookSettings } from './webhooks/WebhookObserver';
+import { pushDevicePlugin } from './http/push-device-plugin';
+import { pushPublishPlugin } from './http/push-publish-plugin';
+import { resolvePushConfig } from './push/push-config';
+import { createPushStore, PushService, type PushTuning } from './push/PushService';
 
 /** Backends chosen once, at start-up. Tests and the cluster mode pass their own. */
 export interface Backends {
   adapter?: Adapter;
   state?: ClusterState;
+  /** Webhook timings; tests shorten them. */
+  webhooks?: WebhookSettings;
+  /** Called once with the gateway built on these backends (the Redis ones resubscribe and report through it). */
+  attach?(gateway: Gateway): void;
+  /** Web Push store and timings; tests shorten them or bring their own store. */
+  push?: PushTuning;
 }
 
 /**
@@ -25,6 +44,13 @@ export interface Backends {
 export class HeraldServer {
   readonly gateway: Gateway;
   readonly http: FastifyInstance;
+  /** Prometheus metrics; webhooks and push report through its methods. */
+  readonly metrics: Metrics;
+  /** The debug console's log; webhooks and push report through `report`, push installs `pushTest`. */
+  readonly debugConsole: DebugConsole;
+  readonly webhooks: WebhookObserver;
+  /** Web Push (null when no app has push on: its routes then answer 501). */
+  readonly push: PushService | null;
   private started = false;
   private stopping: Promise<void> | null = null;
 
@@ -34,15 +60,22 @@ export class HeraldServer {
     backends: Backends = {},
   ) {
     const apps = new AppRegistry(options.apps);
-    this.gateway = new Gateway(options, apps, backends.adapter ?? new LocalAdapter(), backends.state ?? new LocalState(), log);
+    // Redis when `redis` is configured and the caller brought no adapter or state of its own (tests may).
+    const chosen = backends.adapter || backends.state ? backends : { ...backends, ...createBackends(options, log) };
+    this.gateway = new Gateway(options, apps, chosen.adapter ?? new LocalAdapter(), chosen.state ?? new LocalState(), log);
+    chosen.attach?.(this.gateway);
+    this.webhooks = new WebhookObserver(this.gateway.state, log.child({ component: 'webhooks' }), backends.webhooks);
+    this.gateway.observe(this.webhooks);
     this.http = Fastify({
       loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
       // Per-request logs would double the cost of a REST trigger; errors are still logged once.
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: options.maxRequestBytes,
-      trustProxy: true,
+      trustProxy: options.trustProxy ?? configDefault('trustProxy'),
       return503OnClosing: true,
       forceCloseConnections: 'idle',
+      // HTTPS and wss:// on the same port when configured (typed as plain http: the routes are the same).
+      ...(options.tls ? { https: readTls(options.tls) } : {}),
     });
     this.http.setErrorHandler((err: FastifyError | HeraldError, req, reply) => {
       if (err instanceof HeraldError) {
@@ -59,7 +92,45 @@ export class HeraldServer {
       return reply.code(status).send({ error: message });
     });
     this.http.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `Not found: ${req.method} ${req.url.split('?')[0]}` }));
-    void this.http.register(healthPlugin, { gateway: this.gateway, ready: () => this.started && this.stopping === null });
+    // First, so its hooks (request counts, trigger latency) cover every route.
+    this.metrics = new Metrics(this.gateway);
+    const metricsEnabled = options.metricsEnabled ?? configDefault('metricsEnabled');
+    if (metricsEnabled) {
+      this.gateway.observe(this.metrics);
+      void this.http.register(metricsPlugin, { metrics: this.metrics });
+    }
+    const memoryPercent = options.memoryThresholdPercent ?? configDefault('memoryThresholdPercent');
+    const memoryLimit = options.memoryLimitBytes ?? configDefault('memoryLimitBytes');
+    void this.http.register(healthPlugin, {
+      gateway: this.gateway,
+      phase: () => (this.stopping ? 'draining' : this.started ? 'running' : 'starting'),
+      memory: () => readMemory(memoryPercent, memoryLimit),
+    });
+    this.debugConsole = new DebugConsole(this.gateway, log.child({ component: 'console' }));
+    if (options.adminToken) {
+      this.gateway.observe(this.debugConsole);
+      void this.http.register(consolePlugin, { gateway: this.gateway, debugConsole: this.debugConsole, adminToken: options.adminToken, secureCookie: !!options.tls });
+    } else {
+      log.info('debug console disabled: set adminToken (or HERALD_ADMIN_TOKEN) to serve /console');
+    }
+    const pushConfig = resolvePushConfig(options);
+    this.push = pushConfig
+      ? new PushService(
+          pushConfig,
+          this.gateway.state,
+          backends.push?.store ?? createPushStore(options, log),
+          log.child({ component: 'push' }),
+          { pushSent: (appId, outcome) => this.metrics.pushSent(appId, outcome), report: (appId, detail) => this.debugConsole.report(appId, 'push', { detail }) },
+          backends.push,
+        )
+      : null;
+    if (this.push) {
+      const push = this.push;
+      this.gateway.setPushFallback(push);
+      this.debugConsole.pushTest = (app, body) => push.consoleTest(app, body);
+    }
+    void this.http.register(pushDevicePlugin, { gateway: this.gateway, push: this.push });
+    void this.http.register(pushPublishPlugin, { gateway: this.gateway, push: this.push });
     void this.http.register(websocketPlugin, { gateway: this.gateway, maxMessageBytes: options.maxMessageBytes });
     void this.http.register(restPlugin, { gateway: this.gateway });
   }
@@ -67,6 +138,7 @@ export class HeraldServer {
   /** Listens; resolves with the bound address (port 0 picks a free port). */
   async start(): Promise<{ host: string; port: number }> {
     await this.gateway.start();
+    await this.push?.start();
     await this.http.listen({ host: this.options.host, port: this.options.port });
     this.started = true;
     const addr = this.http.server.address();
@@ -81,6 +153,7 @@ export class HeraldServer {
   }
 
   private async doStop(): Promise<void> {
+    const deadline = Date.now() + this.options.shutdownGraceMs;
     const grace = new Promise<void>((resolve) => setTimeout(resolve, this.options.shutdownGraceMs).unref());
     await Promise.race([
       (async () => {
@@ -89,6 +162,22 @@ export class HeraldServer {
       })(),
       grace,
     ]);
+    // Sends in flight get the rest of the grace; unsent deliveries are released for the next start.
+    await this.push?.stop(deadline);
+    // Before the state stops: pending channel_vacated / member_removed take their marks there.
+    await this.webhooks.stop(deadline);
     await this.gateway.stop();
   }
+}
+
+/** The PEM files named by `tls`, read once at start-up; a missing file stops start-up naming the field. */
+function readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const read = (field: 'cert' | 'key') => {
+    try {
+      return readFileSync(tls[field]);
+    } catch (err) {
+      throw new Error(`tls.${field}: cannot read ${tls[field]}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read('cert'), key: read('key') };
 }

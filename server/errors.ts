@@ -27,6 +27,8 @@ export const ERRORS = {
   USER_AUTH_TIMEOUT: { status: 401, pusherCode: 4009, message: 'Connection not signed in within the timeout' },
   TERMINATED: { status: 200, pusherCode: 4009, message: 'You got disconnected by the app' },
   OVER_CAPACITY: { status: 503, pusherCode: 4100, message: 'Server over capacity' },
+  // Backoff, not refusal (4004): the address's other connections close and the client may then get in.
+  IP_OVER_QUOTA: { status: 429, pusherCode: 4100, message: 'Too many connections from this address; retry later' },
   SHUTTING_DOWN: { status: 503, pusherCode: 4200, message: 'Server is shutting down; reconnect' },
   PONG_TIMEOUT: { status: 408, pusherCode: 4201, message: 'Pong reply not received' },
 
@@ -66,6 +68,10 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, pusherCode: null, message: 'Not found' },
   RATE_LIMITED: { status: 429, pusherCode: null, message: 'Rate limit exceeded' },
   UNAVAILABLE: { status: 503, pusherCode: null, message: 'Service unavailable' },
+  ADMIN_AUTH: { status: 401, pusherCode: null, message: 'Missing or invalid admin token' },
+  PUSH_NOT_CONFIGURED: { status: 501, pusherCode: null, message: 'Push is not configured on this server' },
+  PUSH_TOKEN_INVALID: { status: 401, pusherCode: null, message: 'Missing or invalid push user token' },
+  PUSH_USER_CONFLICT: { status: 409, pusherCode: null, message: 'Device is already bound to another user; delete it and register again' },
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorName = keyof typeof ERRORS;

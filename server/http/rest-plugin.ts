@@ -8,44 +8,20 @@ import {
   userIdProblem,
   utf8Length,
 } from '../../sdk/protocol';
-import { HeraldError, fail } from '../errors';
+import { fail } from '../errors';
 import type { Gateway } from '../Gateway';
 import type { AppOptions } from '../options/Options';
 import { type BatchBody, type EventBody, schemaProblem, validateBatchBody, validateEventBody } from './rest-schemas';
-import { verifyRequest } from './verify-request';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The app named by `/apps/:appId`, set once the request's signature is verified. */
-    heraldApp?: AppOptions;
-    /** The body as received, before parsing: the signature covers these bytes. */
-    rawBody?: string;
-  }
-}
+import { appOf, parseBody, takeBudget, useSignedRequests } from './signed-requests';
 
 type AppRequest = FastifyRequest<{ Params: { appId: string; channel?: string; userId?: string }; Querystring: Record<string, string> }>;
-
-function appOf(req: FastifyRequest): AppOptions {
-  if (!req.heraldApp) throw new HeraldError('SERVER_ERROR', 'request reached a handler without a verified app');
-  return req.heraldApp;
-}
-
-function parseBody(req: FastifyRequest): unknown {
-  const raw = req.rawBody ?? '';
-  if (raw.length === 0) fail('BAD_REQUEST', 'Request body is empty');
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return fail('BAD_JSON');
-  }
-}
 
 function infoList(info: unknown): string[] {
   return typeof info === 'string' && info.length > 0 ? info.split(',').map((s) => s.trim()) : [];
 }
 
 /** Checks one event against the app's limits; returns the data as the wire string. */
-function checkEvent(app: AppOptions, e: EventBody, channels: string[]): string {
+export function checkEvent(app: AppOptions, e: EventBody, channels: string[]): string {
   const nameProblem = eventNameProblem(e.name, app.maxEventNameLength);
   if (nameProblem) fail('BAD_REQUEST', nameProblem);
   if (channels.length === 0) fail('BAD_REQUEST', 'Name a channel in `channels` or `channel`');
@@ -64,12 +40,6 @@ function checkEvent(app: AppOptions, e: EventBody, channels: string[]): string {
   return data;
 }
 
-async function takeBudget(gateway: Gateway, app: AppOptions, cost: number): Promise<void> {
-  if (app.maxBackendEventsPerSecond < 0) return;
-  const wait = await gateway.state.takeRate(app.id, 'backend-events', app.maxBackendEventsPerSecond, cost);
-  if (wait > 0) fail('RATE_LIMITED', `More than ${app.maxBackendEventsPerSecond} events per second`, wait);
-}
-
 /**
  * The Pusher REST API under `/apps/:appId` (protocol.md §3). Every route is signed; the signature is
  * checked on the raw body before it is parsed.
@@ -77,24 +47,7 @@ async function takeBudget(gateway: Gateway, app: AppOptions, cost: number): Prom
 export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gateway }): Promise<void> {
   const { gateway } = opts;
 
-  // Keep the body as text: the signature's body_md5 covers the exact bytes, so parsing waits for it.
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    req.rawBody = body as string;
-    done(null, body);
-  });
-
-  fastify.addHook('preHandler', async (req: AppRequest) => {
-    const app = gateway.apps.byId(req.params.appId);
-    if (!app) fail('APP_NOT_FOUND', `App ${req.params.appId.slice(0, 64)} does not exist`);
-    if (!app.enabled) fail('APP_DISABLED');
-    const url = req.raw.url ?? '';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    const query = Object.fromEntries(new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
-    const problem = verifyRequest(app, req.method, path, query, req.rawBody ?? '', Math.floor(Date.now() / 1000));
-    if (problem) fail(problem);
-    req.heraldApp = app;
-  });
+  useSignedRequests(fastify, gateway);
 
   fastify.post('/apps/:appId/events', async (req) => {
     const app = appOf(req);
@@ -103,7 +56,13 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     const e = body as EventBody;
     const channels = e.channels ?? (e.channel !== undefined ? [e.channel] : []);
     const data = checkEvent(app, e, channels);
-    await takeBudget(gateway, app, channels.length);
+    await takeBudget(gateway, app, 'backend-events', app.maxBackendEventsPerSecond, channels.length, 'events');
+    // Herald extension: a `push` block (Web Push fallback for subscribers with no live socket).
+    const push = (body as { push?: unknown }).push;
+    if (push !== undefined) {
+      const sent = await gateway.publishWithPush(app, e.name, data, channels, e.socket_id, infoList(e.info), push);
+      return { ...(sent.info ? { channels: sent.info } : {}), push: { publishId: sent.publishId } };
+    }
     const info = await gateway.publish(app, e.name, data, channels, e.socket_id, infoList(e.info));
     return info ? { channels: info } : {};
   });
@@ -116,8 +75,10 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     if (batch.length === 0) fail('BAD_REQUEST', 'batch is empty');
     if (batch.length > app.maxBatchSize) fail('BAD_REQUEST', `A batch may hold at most ${app.maxBatchSize} events`);
     // Validate every event before publishing any, so a bad item does not leave the batch half sent.
+    // Push fallback rides only on POST /events; ignoring it here would drop the notifications silently.
+    if (batch.some((e) => (e as { push?: unknown }).push !== undefined)) fail('BAD_REQUEST', 'push is only accepted by POST /apps/:appId/events, not in batch_events');
     const datas = batch.map((e) => checkEvent(app, e, [e.channel]));
-    await takeBudget(gateway, app, batch.length);
+    await takeBudget(gateway, app, 'backend-events', app.maxBackendEventsPerSecond, batch.length, 'events');
     const results: Record<string, number>[] = [];
     let anyInfo = false;
     for (let i = 0; i < batch.length; i++) {

@@ -1,5 +1,7 @@
 /** Typed view of the validated configuration. */
 
+import type { RedisConfig } from '../cluster/redis-connection';
+
 export type WebhookEventType =
   | 'channel_occupied'
   | 'channel_vacated'
@@ -31,6 +33,7 @@ export interface AppOptions {
   maxConnections: number;
   maxClientEventsPerSecond: number;
   maxBackendEventsPerSecond: number;
+  maxRestRequestsPerSecond: number;
   maxPresenceMembers: number;
   maxPresenceMemberBytes: number;
   maxEventBytes: number;
@@ -41,6 +44,31 @@ export interface AppOptions {
   cacheTtlSeconds: number;
   allowedOrigins: string[];
   webhooks: WebhookTarget[];
+  /** Web Push for this app (push-config.ts resolves it with the top-level `push`). */
+  push?: AppPushOptions;
+}
+
+/** Top-level `push`: Web Push for every app; see schema.ts for each field and its default. */
+export interface PushOptions {
+  subject?: string;
+  ttlSeconds?: number;
+  allowInsecureEndpoints?: boolean;
+  allowedHosts?: string[];
+  concurrency?: number;
+  maxSocketsPerOrigin?: number;
+  requestTimeoutMs?: number;
+  maxAttempts?: number;
+  deviceRequestsPerIpPerSecond?: number;
+  publishRetentionSeconds?: number;
+}
+
+/** `apps[].push`. */
+export interface AppPushOptions {
+  enabled?: boolean;
+  vapidSubject?: string;
+  vapidPublicKey?: string;
+  vapidPrivateKey?: string;
+  ttlSeconds?: number;
 }
 
 export interface HeraldOptions {
@@ -53,5 +81,20 @@ export interface HeraldOptions {
   maxMessageBytes: number;
   maxRequestBytes: number;
   shutdownGraceMs: number;
+  // Operations fields are optional here so programmatic callers (tests) may omit them; the schema gives
+  // their defaults (`configDefault`).
+  trustProxy?: boolean | string[];
+  maxConnectionsPerIp?: number;
+  memoryThresholdPercent?: number;
+  memoryLimitBytes?: number;
+  metricsEnabled?: boolean;
+  adminToken?: string;
+  tls?: { cert: string; key: string };
+  /** Redis that makes this node a cluster member (adapter + shared state); unset: one node, in memory. */
+  redis?: string | RedisConfig;
+  /** Prefix of every Redis key and pub/sub channel (default `herald:`). */
+  redisPrefix?: string;
+  /** Web Push (push-config.ts); unset and no app's own `push`: push is off. */
+  push?: PushOptions;
   apps: AppOptions[];
 }

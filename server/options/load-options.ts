@@ -7,6 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
 import { appSchema, configSchema } from './schema';
+import { redisSpec } from '../cluster/redis-connection';
+import { resolvePushConfig } from '../push/push-config';
 import type { AppOptions, HeraldOptions } from './Options';
 
 export class ConfigError extends Error {
@@ -58,11 +60,14 @@ function defaultApp(env: NodeJS.ProcessEnv, dataDir: string): { app: Record<stri
     key: env.HERALD_APP_KEY ?? stored?.key ?? randomBytes(10).toString('hex'),
     secret: env.HERALD_APP_SECRET ?? stored?.secret ?? randomBytes(10).toString('hex'),
   };
+  // Settings of the default app, so the zero-config node can be tried with client events on.
+  const settings: Record<string, unknown> = {};
+  if (env.HERALD_APP_CLIENT_EVENTS !== undefined) settings.clientEvents = env.HERALD_APP_CLIENT_EVENTS === 'true';
   if (!stored) {
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(file, JSON.stringify(app, null, 2) + '\n', { mode: 0o600 });
   }
-  return { app, generated };
+  return { app: { ...app, ...settings }, generated };
 }
 
 export interface LoadedOptions {
@@ -96,6 +101,15 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
   if (env.HERALD_HOST) merged.host = env.HERALD_HOST;
   if (env.HERALD_DATA_DIR) merged.dataDir = env.HERALD_DATA_DIR;
   if (env.HERALD_LOG_LEVEL) merged.logLevel = env.HERALD_LOG_LEVEL;
+  if (env.HERALD_TRUST_PROXY) {
+    const v = env.HERALD_TRUST_PROXY.trim();
+    merged.trustProxy = v === 'true' ? true : v === 'false' ? false : v.split(',').map((x) => x.trim()).filter(Boolean);
+  }
+  if (env.HERALD_REDIS_URL) merged.redis = env.HERALD_REDIS_URL;
+  if (env.HERALD_REDIS_PREFIX) merged.redisPrefix = env.HERALD_REDIS_PREFIX;
+  if (env.HERALD_ADMIN_TOKEN) merged.adminToken = env.HERALD_ADMIN_TOKEN;
+  if (env.HERALD_TLS_CERT || env.HERALD_TLS_KEY) merged.tls = { cert: env.HERALD_TLS_CERT, key: env.HERALD_TLS_KEY };
+  if (env.HERALD_PUSH_SUBJECT) merged.push = { ...(merged.push as Record<string, unknown> | undefined), subject: env.HERALD_PUSH_SUBJECT };
   Object.assign(merged, overrides);
 
   if (!validateConfig(merged)) {
@@ -103,6 +117,13 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
   }
   const options = merged as unknown as HeraldOptions;
   options.dataDir = resolve(options.dataDir);
+  if (options.redis !== undefined) {
+    try {
+      redisSpec(options.redis);
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: config.redis: ${(err as Error).message}`);
+    }
+  }
 
   let generatedApp = false;
   let usingDefaultApp = false;
@@ -116,6 +137,11 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, overrides: Par
     usingDefaultApp = true;
   }
   checkUnique(options.apps);
+  try {
+    resolvePushConfig(options);
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration: ${(err as Error).message}`);
+  }
   return { options, generatedApp, usingDefaultApp };
 }
 

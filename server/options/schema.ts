@@ -21,6 +21,10 @@ export const appSchema = {
     maxConnections: { type: 'integer', minimum: -1, default: -1, description: 'Connections per app across the cluster (-1: unlimited); over it, close 4004.' },
     maxClientEventsPerSecond: { type: 'integer', minimum: -1, default: 10, description: 'Client events per connection per second (-1: unlimited); over it, `pusher:error` 4301.' },
     maxBackendEventsPerSecond: { type: 'integer', minimum: -1, default: -1, description: 'REST-triggered events per second per app (-1: unlimited); over it, 429 with `Retry-After`.' },
+    maxRestRequestsPerSecond: {
+      type: 'integer', minimum: -1, default: -1,
+      description: 'Signed REST requests (reads and writes) per second per app, across the cluster (-1: unlimited); over it, 429 with `Retry-After`.',
+    },
     maxPresenceMembers: { type: 'integer', minimum: 1, default: 100, description: 'Members per presence channel.' },
     maxPresenceMemberBytes: { type: 'integer', minimum: 16, default: 1024, description: 'Size of one member\'s `user_info` JSON.' },
     maxEventBytes: { type: 'integer', minimum: 64, default: 10240, description: 'Size of one event\'s `data` (REST and client events); over it, 413.' },
@@ -51,6 +55,20 @@ export const appSchema = {
         },
       },
     },
+    push: {
+      type: 'object', additionalProperties: false,
+      description: 'Web Push for this app; with a top-level `push` block every app has push unless it sets `enabled: false`.',
+      properties: {
+        enabled: { type: 'boolean', default: true, description: 'Web Push on for this app.' },
+        vapidSubject: {
+          type: 'string', minLength: 1,
+          description: 'VAPID contact (`mailto:ops@example.com` or an `https:` URL, no localhost); overrides `push.subject`. Checked at start-up.',
+        },
+        vapidPublicKey: { type: 'string', description: 'VAPID public key (base64url, 65 bytes); with `vapidPrivateKey`. Unset: generated on first use and stored.' },
+        vapidPrivateKey: { type: 'string', description: 'VAPID private key (base64url, 32 bytes); with `vapidPublicKey`.' },
+        ttlSeconds: { type: 'integer', minimum: 0, maximum: 2419200, description: 'Default push TTL for this app; overrides `push.ttlSeconds`.' },
+      },
+    },
   },
 } as const;
 
@@ -68,6 +86,87 @@ export const configSchema = {
     maxMessageBytes: { type: 'integer', minimum: 1024, default: 65536, description: 'Largest WebSocket frame accepted; larger frames are closed with 1009.' },
     maxRequestBytes: { type: 'integer', minimum: 1024, default: 1048576, description: 'Largest REST request body; larger bodies get 413 before parsing.' },
     shutdownGraceMs: { type: 'integer', minimum: 0, default: 10000, description: 'How long graceful shutdown waits for in-flight work.' },
+    trustProxy: {
+      anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],
+      default: false,
+      description: 'Take the client address from `X-Forwarded-For`: `true` trusts every proxy, a list (`["127.0.0.1", "10.0.0.0/8"]`) only those. Leave false when clients connect directly, or anyone can pick the address the per-IP limit sees. Env `HERALD_TRUST_PROXY` (`true`, or a comma-separated list).',
+    },
+    maxConnectionsPerIp: {
+      type: 'integer', minimum: -1, default: -1,
+      description: 'WebSocket connections from one client address on this node (-1: unlimited); over it, close 4100 (retry with backoff). Behind a proxy set `trustProxy` so the address comes from `X-Forwarded-For`.',
+    },
+    memoryThresholdPercent: {
+      type: 'integer', minimum: 1, maximum: 100, default: 85,
+      description: '`/ready` answers 503 while memory use is above this share of `memoryLimitBytes` (process RSS) or, when that is 0, of V8\'s heap limit (used heap).',
+    },
+    memoryLimitBytes: {
+      type: 'integer', minimum: 0, default: 0,
+      description: 'Memory budget for `memoryThresholdPercent`, e.g. the container\'s limit; 0: V8\'s heap limit (`--max-old-space-size`).',
+    },
+    metricsEnabled: { type: 'boolean', default: true, description: 'Serve Prometheus metrics at `/metrics`.' },
+    adminToken: {
+      type: 'string', minLength: 16,
+      description: 'Token that opens the debug console at `/console`; without one the console is off (404). Env `HERALD_ADMIN_TOKEN`.',
+    },
+    tls: {
+      type: 'object', additionalProperties: false, required: ['cert', 'key'],
+      description: 'Serve HTTPS and `wss://` on `port`: `{ cert, key }`, paths to PEM files. Env `HERALD_TLS_CERT`, `HERALD_TLS_KEY`.',
+      properties: {
+        cert: { type: 'string', minLength: 1, description: 'Path to the PEM certificate (chain).' },
+        key: { type: 'string', minLength: 1, description: 'Path to the PEM private key.' },
+      },
+    },
+    redis: {
+      description:
+        'Redis that makes this node a cluster member: pub/sub between nodes and the shared state (presence, counts, quotas, webhook marks). '
+        + 'A URL (`redis://[user:pass@]host:6379[/db]`, `rediss://` for TLS, `redis+sentinel://host:26379,host2:26379/mymaster`, `redis+cluster://host:7000,host2:7001`) '
+        + 'or an object: `{ url }`, `{ cluster: ["host:port"] }` or `{ sentinels: [{ host, port }], name }`, with optional `username`, `password`, `db`, `tls`. '
+        + 'Unset: one node, in memory, nothing to set up. Env `HERALD_REDIS_URL`.',
+      anyOf: [
+        { type: 'string', pattern: '^rediss?(\\+(sentinel|cluster))?://' },
+        {
+          type: 'object', additionalProperties: false,
+          properties: {
+            url: { type: 'string', pattern: '^rediss?(\\+(sentinel|cluster))?://' },
+            cluster: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+            sentinels: {
+              type: 'array', minItems: 1,
+              items: { type: 'object', additionalProperties: false, required: ['host'], properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535 } } },
+            },
+            name: { type: 'string', minLength: 1 },
+            username: { type: 'string' },
+            password: { type: 'string' },
+            sentinelPassword: { type: 'string' },
+            db: { type: 'integer', minimum: 0 },
+            tls: { type: 'boolean' },
+          },
+        },
+      ],
+    },
+    redisPrefix: {
+      type: 'string', pattern: '^[^{}]*$', maxLength: 64, default: 'herald:',
+      description: 'Prefix of every Redis key and pub/sub channel; the nodes of one cluster use the same one. No braces (they would move Redis Cluster hash slots). Env `HERALD_REDIS_PREFIX`.',
+    },
+    push: {
+      type: 'object', additionalProperties: false,
+      description: 'Web Push fallback for every app (apps may override with `apps[].push`). Unset and no app with its own `push`: push is off. Env `HERALD_PUSH_SUBJECT` sets `push.subject`.',
+      properties: {
+        subject: { type: 'string', minLength: 1, description: 'VAPID contact for every app: `mailto:ops@example.com` or an `https:` URL (no localhost; Apple refuses it). Required unless each app sets `vapidSubject`.' },
+        ttlSeconds: { type: 'integer', minimum: 0, maximum: 2419200, default: 86400, description: 'Default TTL of a push (seconds the push service keeps it for an offline device); `web.ttl` overrides it per publish.' },
+        allowInsecureEndpoints: { type: 'boolean', default: false, description: 'Accept `http:` and local push endpoints. Only for tests and demos with a local push service.' },
+        allowedHosts: {
+          type: 'array', items: { type: 'string', minLength: 1 },
+          default: ['fcm.googleapis.com', '*.push.services.mozilla.com', '*.push.apple.com', '*.notify.windows.com'],
+          description: 'Push-service hosts devices may register (`host` or `*.suffix`); empty: any public host. Local and IP-literal hosts are always refused (SSRF).',
+        },
+        concurrency: { type: 'integer', minimum: 1, default: 100, description: 'Push requests in flight per node.' },
+        maxSocketsPerOrigin: { type: 'integer', minimum: 1, default: 50, description: 'Keep-alive connections per push service.' },
+        requestTimeoutMs: { type: 'integer', minimum: 100, default: 15000, description: 'Total deadline of one push request.' },
+        maxAttempts: { type: 'integer', minimum: 1, default: 8, description: 'Attempts per device (429, 5xx and network errors are retried with backoff while the TTL lasts).' },
+        deviceRequestsPerIpPerSecond: { type: 'integer', minimum: -1, default: 20, description: 'Device API requests per client address per second, per app, across the cluster (-1: unlimited); over it, 429.' },
+        publishRetentionSeconds: { type: 'integer', minimum: 60, default: 604800, description: 'How long finished publishes (and their status) are kept.' },
+      },
+    },
     apps: { type: 'array', items: appSchema, description: 'Apps served. Without any, a default app is made from `HERALD_APP_*` or generated.' },
   },
 } as const;

@@ -80,4 +80,15 @@ export interface ClusterState {
   setMark(appId: string, key: string, ttlMs: number): Promise<void>;
   /** Removes a mark; true for the one caller that found it. */
   takeMark(appId: string, key: string): Promise<boolean>;
+
+  /**
+   * Web Push liveness: a socket that connected with `device_id` subscribed to `channel` (counted per
+   * socket, like subscriptions). A device with a count anywhere is live on the channel and gets the event
+   * over its socket instead of a push. A node that dies stops counting once its heartbeat expires.
+   */
+  addLiveDevice(appId: string, channel: string, deviceId: string): Promise<void>;
+  /** Uncounts one socket of the device on the channel. */
+  removeLiveDevice(appId: string, channel: string, deviceId: string): Promise<void>;
+  /** Which of `deviceIds` are live on `channel` on any node (batch: one call per publish and channel). */
+  liveDevices(appId: string, channel: string, deviceIds: string[]): Promise<Set<string>>;
 }

@@ -16,6 +16,8 @@ export class LocalState implements ClusterState {
   private readonly cache = new Map<string, { frame: string; expires: number }>();
   private readonly rates = new Map<string, { second: number; used: number }>();
   private readonly marks = new Map<string, number>();
+  /** `${appId}\n${channel}` → device id → sockets (Web Push liveness). */
+  private readonly devices = new Map<string, Map<string, number>>();
 
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
@@ -175,5 +177,32 @@ export class LocalState implements ClusterState {
     if (expires === undefined) return false;
     this.marks.delete(k);
     return expires > Date.now();
+  }
+
+  async addLiveDevice(appId: string, channel: string, deviceId: string): Promise<void> {
+    const k = `${appId}\n${channel}`;
+    let m = this.devices.get(k);
+    if (!m) {
+      m = new Map();
+      this.devices.set(k, m);
+    }
+    m.set(deviceId, (m.get(deviceId) ?? 0) + 1);
+  }
+
+  async removeLiveDevice(appId: string, channel: string, deviceId: string): Promise<void> {
+    const k = `${appId}\n${channel}`;
+    const m = this.devices.get(k);
+    const n = (m?.get(deviceId) ?? 0) - 1;
+    if (!m) return;
+    if (n > 0) m.set(deviceId, n);
+    else {
+      m.delete(deviceId);
+      if (m.size === 0) this.devices.delete(k);
+    }
+  }
+
+  async liveDevices(appId: string, channel: string, deviceIds: string[]): Promise<Set<string>> {
+    const m = this.devices.get(`${appId}\n${channel}`);
+    return m ? new Set(deviceIds.filter((d) => m.has(d))) : new Set();
   }
 }

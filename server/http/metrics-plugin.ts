@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from '../metrics/Metrics';
+
+const TRIGGER_ROUTES = new Set(['/apps/:appId/events', '/apps/:appId/batch_events']);
+
+/**
+ * Serves `/metrics`, counts every HTTP answer by route pattern (bounded label values; unmatched paths
+ * share one) and times REST triggers. Its hooks apply to the whole server, so it is registered before the
+ * other plugins.
+ */
+export async function metricsPlugin(fastify: FastifyInstance, opts: { metrics: Metrics }): Promise<void> {
+  const { metrics } = opts;
+  // onSend runs once the handler is done: for a trigger, its frames have been written to local sockets.
+  fastify.addHook('onSend', (req, reply, payload, done) => {
+    if (reply.statusCode < 300 && TRIGGER_ROUTES.has(req.routeOptions.url ?? '')) metrics.triggerToSend(reply.elapsedTime / 1000);
+    done(null, payload);
+  });
+  fastify.addHook('onResponse', (req, reply, done) => {
+    metrics.httpRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
+    done();
+  });
+  fastify.get('/metrics', async (_req, reply) => {
+    const { contentType, body } = await metrics.render();
+    return reply.type(contentType).send(body);
+  });
+}
+
+// Like fastify-plugin: the hooks belong to the parent instance, not to an encapsulated child.
+(metricsPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

@@ -1,0 +1,64 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HeraldError, fail } from '../errors';
+import type { Gateway } from '../Gateway';
+import type { AppOptions } from '../options/Options';
+import { verifyRequest } from './verify-request';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The app named by `/apps/:appId`, set once the request's signature is verified. */
+    heraldApp?: AppOptions;
+    /** The body as received, before parsing: the signature covers these bytes. */
+    rawBody?: string;
+  }
+}
+
+/**
+ * Makes every route of the calling plugin a signed `/apps/:appId/…` route (protocol.md §3): the JSON body is
+ * kept as text, because `body_md5` covers the exact bytes, and a preHandler finds the app, checks the
+ * signature on those bytes and takes the app's REST request budget before any handler parses anything.
+ */
+export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): void {
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    req.rawBody = body as string;
+    done(null, body);
+  });
+
+  fastify.addHook('preHandler', async (req: FastifyRequest<{ Params: { appId: string } }>) => {
+    const app = gateway.apps.byId(req.params.appId);
+    if (!app) fail('APP_NOT_FOUND', `App ${req.params.appId.slice(0, 64)} does not exist`);
+    if (!app.enabled) fail('APP_DISABLED');
+    const url = req.raw.url ?? '';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = Object.fromEntries(new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
+    const problem = verifyRequest(app, req.method, path, query, req.rawBody ?? '', Math.floor(Date.now() / 1000));
+    if (problem) fail(problem);
+    req.heraldApp = app;
+    await takeBudget(gateway, app, 'rest-requests', app.maxRestRequestsPerSecond, 1, 'REST requests');
+  });
+}
+
+/** The app a signed request was verified for. */
+export function appOf(req: FastifyRequest): AppOptions {
+  if (!req.heraldApp) throw new HeraldError('SERVER_ERROR', 'request reached a handler without a verified app');
+  return req.heraldApp;
+}
+
+/** The verified body, parsed; an empty body is a 400 unless `required` is false. */
+export function parseBody(req: FastifyRequest, required = true): unknown {
+  const raw = req.rawBody ?? '';
+  if (raw.length === 0) return required ? fail('BAD_REQUEST', 'Request body is empty') : undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return fail('BAD_JSON');
+  }
+}
+
+/** Takes `cost` from a cluster-wide per-second budget (`limit` < 0: unlimited); over it, 429 with Retry-After. */
+export async function takeBudget(gateway: Gateway, app: AppOptions, bucket: string, limit: number, cost: number, what: string): Promise<void> {
+  if (limit < 0) return;
+  const wait = await gateway.state.takeRate(app.id, bucket, limit, cost);
+  if (wait > 0) fail('RATE_LIMITED', `More than ${limit} ${what} per second`, wait);
+}

@@ -1,0 +1,237 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { channelType } from '../../sdk/protocol';
+import type { Gateway } from '../Gateway';
+import type { GatewayObserver } from '../GatewayObserver';
+import type { AppOptions } from '../options/Options';
+import type { Connection } from '../ws/Connection';
+
+/** How one Web Push send ended (the push sender's outcome kinds, plus `expired` for TTL run out). */
+export type PushSendOutcome = 'sent' | 'gone' | 'rejected' | 'retry' | 'expired' | 'error';
+
+/** Children of the per-app counters, looked up once per app instead of hashing labels on every call. */
+interface AppCounters {
+  received: Counter.Internal;
+  receivedBytes: Counter.Internal;
+  sent: Counter.Internal;
+  sentBytes: Counter.Internal;
+}
+
+const TRIGGER_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Process metrics (CPU, memory, event-loop lag, GC) belong to the process, not to a server, and their
+ * collectors cannot be stopped: they are set up once and merged into each server's output.
+ */
+let processRegistry: Registry | null = null;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: 'herald_' });
+  }
+  return processRegistry;
+}
+
+/**
+ * Herald's Prometheus metrics, in a registry of their own (several servers in one process do not clash).
+ *
+ * Hot-path cost is a few counter increments: deliveries are counted once per publish (`delivered` carries
+ * the socket count), and gauges (connections, channels, presence members, backend health) are read from
+ * the gateway when scraped, not maintained on every change. Gauges are per node: a channel with
+ * subscribers on two nodes counts on both.
+ *
+ * Other modules report through the methods below the observer section (webhooks, push); a metric whose
+ * module is not wired yet stays at zero.
+ */
+export class Metrics implements GatewayObserver {
+  readonly registry = new Registry();
+  private readonly perApp = new Map<string, AppCounters>();
+
+  private readonly newConnections: Counter<'app_id'>;
+  private readonly disconnections: Counter<'app_id' | 'code'>;
+  private readonly refused: Counter<'app_id' | 'code'>;
+  private readonly received: Counter<'app_id'>;
+  private readonly receivedBytes: Counter<'app_id'>;
+  private readonly sent: Counter<'app_id'>;
+  private readonly sentBytes: Counter<'app_id'>;
+  private readonly clientEvents: Counter<'app_id'>;
+  private readonly publishedEvents: Counter<'app_id'>;
+  private readonly clientErrors: Counter<'app_id' | 'code'>;
+  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  private readonly triggerLatency: Histogram;
+  private readonly webhookQueue: Gauge;
+  private readonly webhooksSent: Counter<'app_id'>;
+  private readonly webhooksFailed: Counter<'app_id'>;
+  private readonly webhooksDropped: Counter<'app_id'>;
+  private readonly pushSends: Counter<'app_id' | 'outcome'>;
+
+  constructor(gateway: Gateway) {
+    const registers = [this.registry];
+    const appIds = () => gateway.apps.all().map((a) => a.id);
+
+    new Gauge({
+      name: 'herald_connections',
+      help: 'Open WebSocket connections on this node',
+      labelNames: ['app_id'],
+      registers,
+      collect() {
+        for (const id of appIds()) this.set({ app_id: id }, gateway.registry.connections(id)?.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'herald_channels',
+      help: 'Channels with at least one subscriber on this node',
+      labelNames: ['app_id'],
+      registers,
+      collect() {
+        const counts = new Map(appIds().map((id) => [id, 0]));
+        for (const [appId, channel] of gateway.registry.localChannels()) {
+          if (!channel.startsWith('#')) counts.set(appId, (counts.get(appId) ?? 0) + 1);
+        }
+        for (const [id, n] of counts) this.set({ app_id: id }, n);
+      },
+    });
+    new Gauge({
+      name: 'herald_presence_members',
+      help: 'Presence members (distinct users per presence channel) connected to this node',
+      labelNames: ['app_id'],
+      registers,
+      collect() {
+        const counts = new Map(appIds().map((id) => [id, 0]));
+        for (const [appId, channel] of gateway.registry.localChannels()) {
+          if (channelType(channel).kind !== 'presence') continue;
+          const users = new Set<string | null | undefined>();
+          for (const conn of gateway.registry.subscribers(appId, channel) ?? []) users.add(conn.channels.get(channel));
+          counts.set(appId, (counts.get(appId) ?? 0) + users.size);
+        }
+        for (const [id, n] of counts) this.set({ app_id: id }, n);
+      },
+    });
+    new Gauge({
+      name: 'herald_backend_up',
+      help: 'Whether a backend (adapter: messages between nodes, state: shared counts) is reachable; backend="redis" is the Redis state',
+      labelNames: ['component', 'backend'],
+      registers,
+      collect() {
+        this.set({ component: 'adapter', backend: gateway.adapter.name }, gateway.adapter.healthy() ? 1 : 0);
+        this.set({ component: 'state', backend: gateway.state.name }, gateway.state.healthy() ? 1 : 0);
+      },
+    });
+
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new Counter<L>({ name, help, labelNames, registers });
+    this.newConnections = counter('herald_new_connections_total', 'WebSocket connections established', ['app_id']);
+    this.disconnections = counter('herald_disconnections_total', 'Established connections closed, by close code', ['app_id', 'code']);
+    this.refused = counter('herald_connections_refused_total', 'Connections refused at the handshake (unknown app, quota, origin, per-IP limit…), by close code', ['app_id', 'code']);
+    this.received = counter('herald_ws_messages_received_total', 'WebSocket frames received from clients', ['app_id']);
+    this.receivedBytes = counter('herald_ws_received_bytes_total', 'Bytes of WebSocket frames received from clients', ['app_id']);
+    this.sent = counter('herald_ws_messages_sent_total', 'Channel frames written to sockets (events, member and count updates; not handshake or pong replies)', ['app_id']);
+    this.sentBytes = counter('herald_ws_sent_bytes_total', 'Bytes of channel frames written to sockets', ['app_id']);
+    this.clientEvents = counter('herald_client_events_total', 'Client events accepted and published', ['app_id']);
+    this.publishedEvents = counter('herald_published_events_total', 'Server events published through the REST API or the console, one per channel', ['app_id']);
+    this.clientErrors = counter('herald_client_errors_total', 'pusher:error and subscription errors sent to clients, by code (4301: client event rate limit)', ['app_id', 'code']);
+    this.httpRequests = counter('herald_http_requests_total', 'HTTP requests answered, by route pattern and status', ['method', 'route', 'status']);
+    this.triggerLatency = new Histogram({
+      name: 'herald_trigger_to_send_seconds',
+      help: 'From a REST trigger arriving to its frames being written to local sockets (in cluster mode: handed to the broker)',
+      buckets: TRIGGER_BUCKETS,
+      registers,
+    });
+    this.webhookQueue = new Gauge({ name: 'herald_webhook_queue_depth', help: 'Webhook requests waiting to be sent', registers });
+    this.webhooksSent = counter('herald_webhooks_sent_total', 'Webhook requests answered with 2xx', ['app_id']);
+    this.webhooksFailed = counter('herald_webhooks_failed_total', 'Webhook attempts that failed (will be retried)', ['app_id']);
+    this.webhooksDropped = counter('herald_webhooks_dropped_total', 'Webhooks given up (retries exhausted or queue full)', ['app_id']);
+    this.pushSends = counter('herald_push_sends_total', 'Web Push sends, by outcome', ['app_id', 'outcome']);
+  }
+
+  private app(appId: string): AppCounters {
+    let c = this.perApp.get(appId);
+    if (!c) {
+      c = {
+        received: this.received.labels(appId),
+        receivedBytes: this.receivedBytes.labels(appId),
+        sent: this.sent.labels(appId),
+        sentBytes: this.sentBytes.labels(appId),
+      };
+      this.perApp.set(appId, c);
+    }
+    return c;
+  }
+
+  /** The exposition text and its content type, for `/metrics`. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    const both = Registry.merge([processMetrics(), this.registry]);
+    return { contentType: this.registry.contentType, body: await both.metrics() };
+  }
+
+  // ---------------------------------------------------------------- gateway observer
+
+  connectionOpened(conn: Connection): void {
+    this.newConnections.inc({ app_id: conn.app.id });
+  }
+
+  connectionClosed(conn: Connection, code: number): void {
+    this.disconnections.inc({ app_id: conn.app.id, code: String(code) });
+  }
+
+  connectionRefused(appId: string | null, code: number): void {
+    this.refused.inc({ app_id: appId ?? '', code: String(code) });
+  }
+
+  messageReceived(conn: Connection, bytes: number): void {
+    const c = this.app(conn.app.id);
+    c.received.inc();
+    c.receivedBytes.inc(bytes);
+  }
+
+  delivered(appId: string, _channel: string, count: number, bytes: number): void {
+    if (count === 0) return;
+    const c = this.app(appId);
+    c.sent.inc(count);
+    c.sentBytes.inc(count * bytes);
+  }
+
+  clientEvent(app: AppOptions): void {
+    this.clientEvents.inc({ app_id: app.id });
+  }
+
+  published(app: AppOptions, channels: string[]): void {
+    this.publishedEvents.inc({ app_id: app.id }, channels.length);
+  }
+
+  clientError(conn: Connection, code: number | null): void {
+    this.clientErrors.inc({ app_id: conn.app.id, code: code === null ? '' : String(code) });
+  }
+
+  // ---------------------------------------------------------------- HTTP (metrics plugin)
+
+  httpRequest(method: string, route: string, status: number): void {
+    this.httpRequests.inc({ method, route, status: String(status) });
+  }
+
+  triggerToSend(seconds: number): void {
+    this.triggerLatency.observe(seconds);
+  }
+
+  // ---------------------------------------------------------------- other modules
+
+  /** Webhooks: requests waiting in the queue (set whenever it changes, or before each scrape). */
+  setWebhookQueueDepth(depth: number): void {
+    this.webhookQueue.set(depth);
+  }
+
+  webhookSent(appId: string): void {
+    this.webhooksSent.inc({ app_id: appId });
+  }
+
+  webhookFailed(appId: string): void {
+    this.webhooksFailed.inc({ app_id: appId });
+  }
+
+  webhookDropped(appId: string): void {
+    this.webhooksDropped.inc({ app_id: appId });
+  }
+
+  /** Push: one send to one subscription ended with `outcome`. */
+  pushSent(appId: string, outcome: PushSendOutcome): void {
+    this.pushSends.inc({ app_id: appId, outcome });
+  }
+}

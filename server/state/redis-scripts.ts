@@ -1,0 +1,182 @@
+/**
+ * The Lua scripts behind RedisState. Each runs atomically, so each transition (a count leaving or reaching
+ * zero) is seen by exactly one caller in the cluster.
+ *
+ * Invariant kept by every script that changes a shared count: the count changes in the same script, by the
+ * same amount, as the calling node's share of it (`node:N` hashes, see redis-keys.ts). So a shared count is
+ * always the sum of the nodes' shares, a node can never take away more than it added (a share is clamped at
+ * zero), and removing or restoring a node's shares (`*_set`) yields exactly the transitions that follow.
+ */
+
+/** Picks the shared hash and field for a share field: `c` → meta.conns, `s:<ch>` → chans, `u:<user>` → users. */
+const APP_TARGET = `
+local function target(f)
+  local kind = string.sub(f, 1, 1)
+  if kind == 'c' then return KEYS[1], 'conns' end
+  if kind == 's' then return KEYS[2], string.sub(f, 3) end
+  return KEYS[3], string.sub(f, 3)
+end
+local function shift(g, gf, d)
+  local before = tonumber(redis.call('HGET', g, gf) or '0')
+  local after = before + d
+  if after <= 0 then
+    after = 0
+    redis.call('HDEL', g, gf)
+  else
+    redis.call('HSET', g, gf, after)
+  end
+  return before, after
+end
+`;
+
+/**
+ * KEYS: meta, chans, users, node share (all `{A}`). ARGV: field, delta, max (-1: none; checked only when adding).
+ * Returns {before, after, refused}.
+ */
+export const APP_DELTA = `${APP_TARGET}
+local f = ARGV[1]
+local d = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local g, gf = target(f)
+local mine = tonumber(redis.call('HGET', KEYS[4], f) or '0')
+if mine + d < 0 then d = -mine end
+if d == 0 then
+  local n = tonumber(redis.call('HGET', g, gf) or '0')
+  return {n, n, 0}
+end
+if d > 0 and max >= 0 then
+  local n = tonumber(redis.call('HGET', g, gf) or '0')
+  if n + d > max then return {n, n, 1} end
+end
+if mine + d == 0 then redis.call('HDEL', KEYS[4], f) else redis.call('HSET', KEYS[4], f, mine + d) end
+local before, after = shift(g, gf, d)
+return {before, after, 0}
+`;
+
+/**
+ * KEYS as APP_DELTA. ARGV: field, wanted share, field, wanted share… Sets the node's shares to the wanted
+ * values (0 removes a dead node's share; the local ledger's values restore a share after an outage).
+ * Returns {field, before, after, …} for every shared count that changed.
+ */
+export const APP_SET = `${APP_TARGET}
+local out = {}
+for i = 1, #ARGV, 2 do
+  local f = ARGV[i]
+  local want = tonumber(ARGV[i + 1])
+  local mine = tonumber(redis.call('HGET', KEYS[4], f) or '0')
+  if want ~= mine then
+    if want == 0 then redis.call('HDEL', KEYS[4], f) else redis.call('HSET', KEYS[4], f, want) end
+    local g, gf = target(f)
+    local before, after = shift(g, gf, want - mine)
+    out[#out + 1] = f
+    out[#out + 1] = before
+    out[#out + 1] = after
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: members, sockets, node share (all `{A:C}`). ARGV: user, delta, user_info, max members (-1: none).
+ * Returns {before, after, refused} in the user's sockets across the cluster.
+ */
+export const PRESENCE_DELTA = `
+local u = ARGV[1]
+local d = tonumber(ARGV[2])
+local max = tonumber(ARGV[4])
+local before = tonumber(redis.call('HGET', KEYS[2], u) or '0')
+local mine = tonumber(redis.call('HGET', KEYS[3], u) or '0')
+if mine + d < 0 then d = -mine end
+if d == 0 then return {before, before, 0} end
+if before == 0 and d > 0 and max >= 0 and redis.call('HLEN', KEYS[1]) >= max then return {0, 0, 1} end
+if mine + d == 0 then redis.call('HDEL', KEYS[3], u) else redis.call('HSET', KEYS[3], u, mine + d) end
+local after = before + d
+if after <= 0 then
+  after = 0
+  redis.call('HDEL', KEYS[2], u)
+  redis.call('HDEL', KEYS[1], u)
+else
+  redis.call('HSET', KEYS[2], u, after)
+  if before == 0 then redis.call('HSET', KEYS[1], u, ARGV[3]) end
+end
+return {before, after, 0}
+`;
+
+/** KEYS as PRESENCE_DELTA. ARGV: user, wanted share, user_info, … Returns {user, before, after, …} for changes. */
+export const PRESENCE_SET = `
+local out = {}
+for i = 1, #ARGV, 3 do
+  local u = ARGV[i]
+  local want = tonumber(ARGV[i + 1])
+  local mine = tonumber(redis.call('HGET', KEYS[3], u) or '0')
+  if want ~= mine then
+    if want == 0 then redis.call('HDEL', KEYS[3], u) else redis.call('HSET', KEYS[3], u, want) end
+    local before = tonumber(redis.call('HGET', KEYS[2], u) or '0')
+    local after = before + want - mine
+    if after <= 0 then
+      after = 0
+      redis.call('HDEL', KEYS[2], u)
+      redis.call('HDEL', KEYS[1], u)
+    else
+      redis.call('HSET', KEYS[2], u, after)
+      if before == 0 then redis.call('HSET', KEYS[1], u, ARGV[i + 2]) end
+    end
+    out[#out + 1] = u
+    out[#out + 1] = before
+    out[#out + 1] = after
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: the bucket. ARGV: limit, cost. A per-second budget on Redis's clock (TIME), so every node shares
+ * one window. Returns 0 when taken, else 1 (seconds to wait).
+ */
+export const TAKE_RATE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local sec = redis.call('TIME')[1]
+local limit = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local cur = redis.call('HMGET', KEYS[1], 's', 'n')
+local used = 0
+if cur[1] == sec then used = tonumber(cur[2]) end
+if used + cost > limit then return 1 end
+redis.call('HSET', KEYS[1], 's', sec, 'n', used + cost)
+redis.call('PEXPIRE', KEYS[1], 2000)
+return 0
+`;
+
+/** KEYS: the cache key. Returns {frame, ms left} or nil. */
+export const GET_CACHE = `
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+return {v, redis.call('PTTL', KEYS[1])}
+`;
+
+/** KEYS: a claim. ARGV: owner. Deletes the claim only if this owner still holds it. */
+export const RELEASE_CLAIM = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** Signatures of the commands above once defined with ioredis `defineCommand`. */
+export interface ScriptCommands {
+  heraldAppDelta(meta: string, chans: string, users: string, share: string, field: string, delta: number, max: number): Promise<[number, number, number]>;
+  heraldAppSet(meta: string, chans: string, users: string, share: string, ...pairs: (string | number)[]): Promise<(string | number)[]>;
+  heraldPresenceDelta(members: string, sockets: string, share: string, user: string, delta: number, info: string, max: number): Promise<[number, number, number]>;
+  heraldPresenceSet(members: string, sockets: string, share: string, ...triples: (string | number)[]): Promise<(string | number)[]>;
+  heraldTakeRate(bucket: string, limit: number, cost: number): Promise<number>;
+  heraldGetCache(key: string): Promise<[string, number] | null>;
+  heraldReleaseClaim(claim: string, owner: string): Promise<number>;
+}
+
+export const SCRIPTS: { name: keyof ScriptCommands; keys: number; lua: string }[] = [
+  { name: 'heraldAppDelta', keys: 4, lua: APP_DELTA },
+  { name: 'heraldAppSet', keys: 4, lua: APP_SET },
+  { name: 'heraldPresenceDelta', keys: 3, lua: PRESENCE_DELTA },
+  { name: 'heraldPresenceSet', keys: 3, lua: PRESENCE_SET },
+  { name: 'heraldTakeRate', keys: 1, lua: TAKE_RATE },
+  { name: 'heraldGetCache', keys: 1, lua: GET_CACHE },
+  { name: 'heraldReleaseClaim', keys: 1, lua: RELEASE_CLAIM },
+];

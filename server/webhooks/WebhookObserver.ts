@@ -1,0 +1,217 @@
+/**
+ * Turns what the gateway reports into Pusher webhook events (protocol.md §4) and hands them to the
+ * sender.
+ *
+ * Debounce: `channel_vacated` and `member_removed` wait `debounceMs` (3 s) and are dropped when the channel
+ * is re-occupied or the user rejoins meanwhile; the `channel_occupied` / `member_added` of that rejoin is
+ * dropped too, so a page reload sends nothing. The pending leave is a mark in the cluster state, not a
+ * local timer alone: the node that saw the leave sets the mark and, after the delay, takes it; a join on
+ * any node takes it first if it comes in time. ClusterState reports each transition to exactly one node
+ * and each mark is taken by exactly one caller, so each webhook is sent once per cluster.
+ *
+ * Order: events of one channel are handed to the sender in the order the gateway reported them on this
+ * node. Mark operations are asynchronous (Redis), so a channel with one in progress queues its later
+ * events behind it; a channel without one costs no promise.
+ *
+ * Known gaps (need a mark with a value, not worth it yet): a leave and a join on two nodes within one
+ * state round trip may both be sent (occupied twice); after leave → rejoin → leave on two nodes, the first
+ * node's timer may send the second `channel_vacated` up to 3 s early.
+ */
+import type { Logger } from 'pino';
+import type { GatewayObserver } from '../GatewayObserver';
+import type { AppOptions, WebhookEventType } from '../options/Options';
+import type { ClusterState } from '../state/ClusterState';
+import { WebhookSender, type WebhookSenderOptions, type WebhookStats } from './WebhookSender';
+import type { WebhookEvent } from './webhook-request';
+
+/** Internal tuning (tests shorten the delays); production uses the defaults. */
+export interface WebhookSettings extends WebhookSenderOptions {
+  /** How long `channel_vacated` and `member_removed` wait for a rejoin. */
+  debounceMs?: number;
+}
+
+/** A mark outlives its timer by this much, so a late timer (busy event loop, slow Redis) still finds it. */
+const MARK_SLACK_MS = 10_000;
+
+interface PendingLeave {
+  timer: NodeJS.Timeout;
+  fireAt: number;
+  fire: () => void;
+  /** Resolves once the leave was decided (sent, dropped or cancelled). */
+  done: Promise<void>;
+  resolve: () => void;
+}
+
+/** The gateway observer that sends an app's webhooks; `stop()` before the cluster state stops. */
+export class WebhookObserver implements GatewayObserver {
+  readonly sender: WebhookSender;
+  private readonly debounceMs: number;
+  /** `${appId}\n${mark}` → this node's timer for a pending leave. */
+  private readonly pending = new Map<string, PendingLeave>();
+  /** `${appId}\n${channel}` → tail of the channel's queued work, while some is in progress. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    private readonly state: ClusterState,
+    private readonly log: Logger,
+    settings: WebhookSettings = {},
+  ) {
+    this.debounceMs = settings.debounceMs ?? 3000;
+    this.sender = new WebhookSender(log, settings);
+  }
+
+  stats(): WebhookStats {
+    return this.sender.stats();
+  }
+
+  channelOccupied(app: AppOptions, channel: string): void {
+    if (!this.relevant(app, channel)) return;
+    this.join(app, channel, `vacate:${channel}`, 'channel_vacated', { name: 'channel_occupied', channel });
+  }
+
+  channelVacated(app: AppOptions, channel: string): void {
+    if (!this.relevant(app, channel)) return;
+    this.leave(app, channel, `vacate:${channel}`, { name: 'channel_vacated', channel });
+  }
+
+  memberAdded(app: AppOptions, channel: string, userId: string): void {
+    if (!this.relevant(app, channel)) return;
+    this.join(app, channel, `member:${channel}\n${userId}`, 'member_removed', { name: 'member_added', channel, user_id: userId });
+  }
+
+  memberRemoved(app: AppOptions, channel: string, userId: string): void {
+    if (!this.relevant(app, channel)) return;
+    this.leave(app, channel, `member:${channel}\n${userId}`, { name: 'member_removed', channel, user_id: userId });
+  }
+
+  clientEvent(app: AppOptions, channel: string, event: string, data: string, socketId: string, userId?: string): void {
+    if (!this.relevant(app, channel)) return;
+    const e: WebhookEvent = { name: 'client_event', channel, event, data, socket_id: socketId };
+    if (userId !== undefined) e.user_id = userId;
+    this.send(app, e);
+  }
+
+  cacheMiss(app: AppOptions, channel: string): void {
+    if (!this.relevant(app, channel)) return;
+    this.send(app, { name: 'cache_miss', channel });
+  }
+
+  subscriptionCount(app: AppOptions, channel: string, count: number): void {
+    if (!this.relevant(app, channel)) return;
+    this.send(app, { name: 'subscription_count', channel, subscription_count: count });
+  }
+
+  /**
+   * Decides pending leaves now when the grace period would end before their delay (so they can still be
+   * sent), waits for the others, then lets the sender drain until `deadline` (epoch ms). Call before the
+   * cluster state stops: deciding a leave takes its mark.
+   */
+  async stop(deadline: number): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const now = Date.now();
+    const cutoff = now + (deadline - now) / 2;
+    for (const p of [...this.pending.values()]) {
+      if (p.fireAt > cutoff) {
+        clearTimeout(p.timer);
+        p.fire();
+      }
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const settled = async () => {
+      while (this.pending.size > 0 || this.chains.size > 0) {
+        await Promise.race([...[...this.pending.values()].map((p) => p.done), ...this.chains.values()]);
+      }
+    };
+    await Promise.race([settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(timer);
+    if (this.pending.size > 0) {
+      this.log.warn({ leaves: this.pending.size }, 'webhook leaves still pending at shutdown were dropped');
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.resolve();
+      }
+      this.pending.clear();
+    }
+    await this.sender.stop(deadline);
+  }
+
+  /** Only apps with targets, and never Pusher-internal `#` channels. */
+  private relevant(app: AppOptions, channel: string): boolean {
+    return !this.stopped && app.webhooks.length > 0 && !channel.startsWith('#');
+  }
+
+  /** Sends at once unless earlier work of the channel is still in progress, then after it. */
+  private send(app: AppOptions, event: WebhookEvent): void {
+    if (!this.sender.wants(app, event.name, event.channel)) return;
+    if (this.chains.has(`${app.id}\n${event.channel}`)) this.serial(app, event.channel, () => this.sender.enqueue(app, event));
+    else this.sender.enqueue(app, event);
+  }
+
+  /**
+   * A leave (`channel_vacated`, `member_removed`): mark it in the cluster state, and after the delay send
+   * it if the mark is still there (no join took it).
+   */
+  private leave(app: AppOptions, channel: string, mark: string, event: WebhookEvent): void {
+    if (!this.sender.wants(app, event.name, channel)) return;
+    const key = `${app.id}\n${mark}`;
+    this.cancel(key);
+    this.serial(app, channel, () => this.state.setMark(app.id, mark, this.debounceMs + MARK_SLACK_MS));
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const fire = () => {
+      if (this.pending.get(key) === entry) this.pending.delete(key);
+      this.serial(app, channel, async () => {
+        try {
+          if (await this.state.takeMark(app.id, mark)) this.sender.enqueue(app, event);
+        } finally {
+          resolve();
+        }
+      });
+    };
+    const entry: PendingLeave = { timer: setTimeout(fire, this.debounceMs), fireAt: Date.now() + this.debounceMs, fire, done, resolve };
+    entry.timer.unref();
+    this.pending.set(key, entry);
+  }
+
+  /**
+   * A join (`channel_occupied`, `member_added`): if it takes the mark of a pending leave, the two cancel
+   * out and neither is sent.
+   */
+  private join(app: AppOptions, channel: string, mark: string, leaveName: WebhookEventType, event: WebhookEvent): void {
+    const wantsJoin = this.sender.wants(app, event.name, channel);
+    // Without targets for the leave no mark is ever set: nothing to take.
+    if (!this.sender.wants(app, leaveName, channel)) {
+      if (wantsJoin) this.send(app, event);
+      return;
+    }
+    const key = `${app.id}\n${mark}`;
+    this.serial(app, channel, async () => {
+      if (await this.state.takeMark(app.id, mark)) this.cancel(key);
+      else if (wantsJoin) this.sender.enqueue(app, event);
+    });
+  }
+
+  /** Forgets this node's timer for a leave that will not be sent. */
+  private cancel(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(key);
+    p.resolve();
+  }
+
+  /** Runs `task` after the channel's earlier work; one catch per task, logged with its context. */
+  private serial(app: AppOptions, channel: string, task: () => Promise<void> | void): void {
+    const key = `${app.id}\n${channel}`;
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next: Promise<void> = prev
+      .then(task)
+      .catch((err: unknown) => this.log.error({ err, app: app.id, channel }, 'webhook debounce failed (cluster state)'))
+      .finally(() => {
+        if (this.chains.get(key) === next) this.chains.delete(key);
+      });
+    this.chains.set(key, next);
+  }
+}
