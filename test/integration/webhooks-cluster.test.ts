@@ -1,0 +1,115 @@
+/**
+ * Webhooks across a cluster: two nodes on one Redis (each test under its own key prefix), one receiver.
+ * Each webhook must be sent once for the whole cluster, and a reload that lands on another node must
+ * still send nothing.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomInt } from 'node:crypto';
+import pino from 'pino';
+import { createRedisBackends } from '../../server/cluster/create-backends';
+import type { WebhookEventType, WebhookTarget } from '../../server/options/Options';
+import { RawClient, authFor, serverSdk } from '../helpers/clients';
+import { startHerald, type TestHerald } from '../helpers/herald';
+import { REDIS_URL, deleteKeys, needRedis, uniquePrefix } from '../helpers/redis';
+import { WebhookReceiver } from '../helpers/WebhookReceiver';
+
+const ALL: WebhookEventType[] = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss', 'subscription_count'];
+type Event = Record<string, unknown>;
+
+/** Two nodes serving the same app on one Redis, posting to one receiver; null when Redis is missing. */
+async function cluster(t: TestContext, debounceMs: number): Promise<{ a: TestHerald; b: TestHerald; rx: WebhookReceiver } | null> {
+  if (!(await needRedis(t))) return null;
+  const prefix = uniquePrefix();
+  const rx = await WebhookReceiver.start();
+  const app = {
+    id: String(randomInt(100000, 999999999)),
+    key: `key-${randomBytes(6).toString('hex')}`,
+    secret: `secret-${randomBytes(8).toString('hex')}`,
+    clientEvents: true,
+    webhooks: [{ url: rx.url(), events: ALL }] as WebhookTarget[],
+  };
+  const log = pino({ level: process.env.HERALD_TEST_LOG ?? 'silent' });
+  const node = () => startHerald({ apps: [app], backends: { ...createRedisBackends({ redis: REDIS_URL, prefix, log }), webhooks: { debounceMs } } });
+  const a = await node();
+  const b = await node();
+  t.after(async () => {
+    await Promise.all([a.stop(), b.stop()]);
+    await rx.close();
+    await deleteKeys(prefix);
+  });
+  return { a, b, rx };
+}
+
+async function client(t: TestContext, h: TestHerald): Promise<RawClient> {
+  const c = await RawClient.connect(h);
+  t.after(() => c.close());
+  return c;
+}
+
+async function subscribe(h: TestHerald, c: RawClient, channel: string, userId?: string): Promise<void> {
+  const data: Record<string, unknown> = { channel };
+  if (userId !== undefined) {
+    data.channel_data = JSON.stringify({ user_id: userId });
+    data.auth = authFor(h.app, c.socketId, channel, data.channel_data as string);
+  } else if (channel.startsWith('private-')) {
+    data.auth = authFor(h.app, c.socketId, channel);
+  }
+  c.send({ event: 'pusher:subscribe', data });
+  await c.next('pusher_internal:subscription_succeeded', 5000, channel);
+}
+
+function verified(h: TestHerald, rx: WebhookReceiver): Event[] {
+  const sdk = serverSdk(h);
+  return rx.accepted().flatMap((r) => {
+    const webhook = sdk.webhook({ headers: r.headers, rawBody: r.rawBody });
+    assert.ok(webhook.isValid());
+    return webhook.getEvents() as unknown as Event[];
+  });
+}
+
+const line = (e: Event) => [e.name, e.channel, e.user_id].filter((x) => x !== undefined).join(' ');
+
+void test('cluster: occupied, members, client events and vacated are each sent once for the whole cluster', async (t) => {
+  const c = await cluster(t, 200);
+  if (!c) return;
+  const { a, b, rx } = c;
+  const onA = await client(t, a);
+  const onB = await client(t, b);
+  await subscribe(a, onA, 'presence-shared', 'ua');
+  await subscribe(b, onB, 'presence-shared', 'ub');
+  onB.send({ event: 'client-hi', channel: 'presence-shared', data: {} });
+  await rx.waitForEvents(1, (e) => e.name === 'client_event');
+  onA.close();
+  onB.close();
+  // The two member_removed come from two nodes' timers: wait for all seven, then for both senders.
+  await rx.waitForEvents(7);
+  await Promise.all([a.server.webhooks.sender.idle(), b.server.webhooks.sender.idle()]);
+  assert.equal(a.server.webhooks.stats().total.queued + b.server.webhooks.stats().total.queued, 7);
+  assert.deepEqual(verified(a, rx).map(line).sort(), [
+    'channel_occupied presence-shared',
+    'channel_vacated presence-shared',
+    'client_event presence-shared ub',
+    'member_added presence-shared ua',
+    'member_added presence-shared ub',
+    'member_removed presence-shared ua',
+    'member_removed presence-shared ub',
+  ]);
+});
+
+void test('cluster: a reload that lands on the other node within 3 s sends nothing', async (t) => {
+  const c = await cluster(t, 3000);
+  if (!c) return;
+  const { a, b, rx } = c;
+  const first = await client(t, a);
+  await subscribe(a, first, 'presence-reload', 'u1');
+  await rx.waitForEvents(2);
+  first.close();
+  await first.closed;
+  const again = await client(t, b);
+  await subscribe(b, again, 'presence-reload', 'u1');
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.deepEqual(verified(a, rx).map(line), ['channel_occupied presence-reload', 'member_added presence-reload u1']);
+  const queued = a.server.webhooks.stats().total.queued + b.server.webhooks.stats().total.queued;
+  assert.equal(queued, 2);
+});
