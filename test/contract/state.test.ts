@@ -1,0 +1,212 @@
+/**
+ * The ClusterState contract (server/state/ClusterState.ts), run against every implementation: each method,
+ * and exactly-once transitions under concurrent callers. For Redis the callers are spread over several
+ * RedisState instances (separate nodes on one Redis), as in a cluster.
+ */
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { describe, test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { redisSpec } from '../../server/cluster/redis-connection';
+import type { ClusterState } from '../../server/state/ClusterState';
+import { LocalState } from '../../server/state/LocalState';
+import { RedisState } from '../../server/state/RedisState';
+import { EXTRA_REDIS_URLS, REDIS_URL, deleteKeys, needRedis, uniquePrefix } from '../helpers/redis';
+
+interface Harness {
+  /** `n` handles on one shared state (the same instance n times when it cannot be shared). */
+  start(t: TestContext, n: number): Promise<ClusterState[] | null>;
+}
+
+const local: Harness = {
+  async start(_t, n) {
+    const s = new LocalState();
+    await s.start();
+    return Array.from({ length: n }, () => s);
+  },
+};
+
+const redis = (url: string): Harness => ({
+  async start(t, n) {
+    if (url === REDIS_URL && !(await needRedis(t))) return null;
+    const prefix = uniquePrefix();
+    const log = pino({ level: 'silent' });
+    const states: RedisState[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = new RedisState({ spec: redisSpec(url), prefix, log });
+      await s.start();
+      states.push(s);
+    }
+    t.after(async () => {
+      for (const s of states) await s.stop();
+      await deleteKeys(prefix, url);
+    });
+    return states;
+  },
+});
+
+const appId = () => `app${randomBytes(4).toString('hex')}`;
+/** Runs `count` calls spread round-robin over the handles, all at once. */
+const spread = <T>(states: ClusterState[], count: number, fn: (s: ClusterState, i: number) => Promise<T>) =>
+  Promise.all(Array.from({ length: count }, (_v, i) => fn(states[i % states.length], i)));
+
+function contract(name: string, h: Harness): void {
+  void describe(`ClusterState contract: ${name}`, () => {
+    void test('healthy() is true once started', async (t) => {
+      const s = await h.start(t, 1);
+      if (!s) return;
+      assert.equal(s[0].healthy(), true);
+    });
+
+    void test('connections: the quota admits exactly `max` of many concurrent connects', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const results = await spread(s, 20, (st) => st.addConnection(app, 7));
+      assert.equal(results.filter(Boolean).length, 7);
+      assert.equal(await s[1].connectionCount(app), 7);
+      // A connection is removed by the node that counted it.
+      const counted = results.flatMap((ok, i) => (ok ? [s[i % s.length]] : []));
+      await counted[0].removeConnection(app);
+      await counted[6].removeConnection(app);
+      assert.equal(await s[0].connectionCount(app), 5);
+      assert.equal(await s[0].addConnection(app, -1), true);
+      assert.equal(await s[1].connectionCount(app), 6);
+      assert.equal(await s[0].connectionCount(appId()), 0);
+    });
+
+    void test('subscribers: 100 concurrent subscribes from two nodes report `occupied` once, the unsubscribes `vacated` once', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const adds = await spread(s, 100, (st) => st.addSubscriber(app, 'presence-room'));
+      assert.equal(adds.filter((c) => c.occupied).length, 1);
+      assert.equal(adds.filter((c) => c.vacated).length, 0);
+      assert.equal(Math.max(...adds.map((c) => c.count)), 100);
+      assert.equal(await s[0].subscriberCount(app, 'presence-room'), 100);
+      assert.equal(await s[1].subscriberCount(app, 'presence-room'), 100);
+      const removes = await spread(s, 100, (st) => st.removeSubscriber(app, 'presence-room'));
+      assert.equal(removes.filter((c) => c.vacated).length, 1);
+      assert.equal(removes.filter((c) => c.occupied).length, 0);
+      assert.equal(Math.min(...removes.map((c) => c.count)), 0);
+      assert.equal(await s[1].subscriberCount(app, 'presence-room'), 0);
+    });
+
+    void test('subscribers: removing from an empty channel changes nothing', async (t) => {
+      const s = await h.start(t, 1);
+      if (!s) return;
+      const app = appId();
+      assert.deepEqual(await s[0].removeSubscriber(app, 'nobody'), { count: 0, occupied: false, vacated: false });
+      assert.deepEqual(await s[0].addSubscriber(app, 'nobody'), { count: 1, occupied: true, vacated: false });
+    });
+
+    void test('channels: occupied channels by prefix with their counts', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      await s[0].addSubscriber(app, 'presence-a');
+      await s[1].addSubscriber(app, 'presence-a');
+      await s[1].addSubscriber(app, 'private-b');
+      await s[0].addSubscriber(app, 'public*[x]');
+      await s[0].addSubscriber(appId(), 'presence-other-app');
+      assert.deepEqual(Object.fromEntries(await s[0].channels(app, '')), { 'presence-a': 2, 'private-b': 1, 'public*[x]': 1 });
+      assert.deepEqual(Object.fromEntries(await s[1].channels(app, 'presence-')), { 'presence-a': 2 });
+      assert.deepEqual(Object.fromEntries(await s[1].channels(app, 'public*')), { 'public*[x]': 1 });
+      await s[1].removeSubscriber(app, 'private-b');
+      assert.deepEqual([...(await s[0].channels(app, 'private-')).keys()], []);
+    });
+
+    void test('members: one user\'s sockets on two nodes make one member, added once and removed once', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const ch = 'presence-team';
+      const joins = await spread(s, 50, (st) => st.addMember(app, ch, 'u1', '{"name":"Ann"}', 100));
+      assert.equal(joins.filter((j) => j.added).length, 1);
+      assert.equal(joins.filter((j) => j.full).length, 0);
+      await s[1].addMember(app, ch, 'u2', '{}', 100);
+      assert.deepEqual(Object.fromEntries(await s[0].members(app, ch)), { u1: '{"name":"Ann"}', u2: '{}' });
+      assert.deepEqual(Object.fromEntries(await s[1].members(app, ch)), { u1: '{"name":"Ann"}', u2: '{}' });
+      assert.equal(await s[0].memberCount(app, ch), 2);
+      const leaves = await spread(s, 50, (st) => st.removeMember(app, ch, 'u1'));
+      assert.equal(leaves.filter(Boolean).length, 1);
+      assert.deepEqual([...(await s[0].members(app, ch)).keys()], ['u2']);
+      assert.equal(await s[0].removeMember(app, ch, 'nobody'), false);
+      assert.equal(await s[1].memberCount(app, 'presence-empty'), 0);
+    });
+
+    void test('members: a full channel refuses new users but not more sockets of a member', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const ch = 'presence-small';
+      const joins = await spread(s, 6, (st, i) => st.addMember(app, ch, `u${i}`, '{}', 3));
+      assert.equal(joins.filter((j) => j.added).length, 3);
+      assert.equal(joins.filter((j) => j.full).length, 3);
+      const member = [...(await s[0].members(app, ch)).keys()][0];
+      assert.deepEqual(await s[1].addMember(app, ch, member, '{}', 3), { added: false, full: false });
+      assert.equal(await s[1].memberCount(app, ch), 3);
+    });
+
+    void test('users: first and last signed-in socket reported once each; onlineUsers', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const firsts = await spread(s, 30, (st) => st.addUser(app, 'alice'));
+      assert.equal(firsts.filter(Boolean).length, 1);
+      await s[0].addUser(app, 'bob');
+      assert.deepEqual([...(await s[1].onlineUsers(app, ['alice', 'bob', 'carol']))].sort(), ['alice', 'bob']);
+      assert.deepEqual([...(await s[1].onlineUsers(app, []))], []);
+      const lasts = await spread(s, 30, (st) => st.removeUser(app, 'alice'));
+      assert.equal(lasts.filter(Boolean).length, 1);
+      assert.deepEqual([...(await s[0].onlineUsers(app, ['alice', 'bob']))], ['bob']);
+      assert.equal(await s[0].removeUser(app, 'nobody'), false);
+    });
+
+    void test('cache: the last event with its time to live, shared by every node', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      assert.equal(await s[0].getCache(app, 'cache-x'), null);
+      await s[0].setCache(app, 'cache-x', '{"event":"a"}', 60);
+      await s[1].setCache(app, 'cache-x', '{"event":"b"}', 30);
+      const got = await s[0].getCache(app, 'cache-x');
+      assert.equal(got?.frame, '{"event":"b"}');
+      assert.ok(got && got.ttl >= 29 && got.ttl <= 30, `ttl ${got?.ttl}`);
+    });
+
+    void test('takeRate: a per-second budget shared by the cluster', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      assert.equal(await s[0].takeRate(app, 'rest', -1, 1000), 0);
+      // Budgets refill each second: retry if the calls straddled a second boundary.
+      for (let attempt = 0; ; attempt++) {
+        const bucket = `b${attempt}`;
+        const start = Math.floor(Date.now() / 1000);
+        const waits = await spread(s, 8, (st) => st.takeRate(app, bucket, 5, 1));
+        if (Math.floor(Date.now() / 1000) !== start && attempt < 5) continue;
+        assert.equal(waits.filter((w) => w === 0).length, 5);
+        assert.ok(waits.filter((w) => w > 0).every((w) => w >= 1));
+        break;
+      }
+    });
+
+    void test('marks: exactly one of many concurrent takers finds a mark; an expired mark is gone', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      await s[0].setMark(app, 'vacated:ch', 10000);
+      const takes = await spread(s, 20, (st) => st.takeMark(app, 'vacated:ch'));
+      assert.equal(takes.filter(Boolean).length, 1);
+      assert.equal(await s[1].takeMark(app, 'never-set'), false);
+      await s[1].setMark(app, 'short', 1);
+      await new Promise((resolve) => setTimeout(resolve, 30)); // the TTL itself is what is tested
+      assert.equal(await s[0].takeMark(app, 'short'), false);
+    });
+  });
+}
+
+contract('LocalState', local);
+contract('RedisState', redis(REDIS_URL));
+for (const url of EXTRA_REDIS_URLS) contract(`RedisState on ${url}`, redis(url));

@@ -1,0 +1,126 @@
+/**
+ * RedisState across nodes: a dead node's shares are removed by exactly one survivor with the transitions
+ * that follow; a node whose shares were lost (Redis emptied, or it was taken for dead) restores them, and
+ * the repair is idempotent.
+ */
+import { strict as assert } from 'node:assert';
+import { test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { redisSpec } from '../../server/cluster/redis-connection';
+import { redisKeys } from '../../server/cluster/redis-keys';
+import { RedisState } from '../../server/state/RedisState';
+import type { StateTransition } from '../../server/state/StateTransition';
+import { REDIS_URL, deleteKeys, needRedis, redisClient, uniquePrefix, waitFor } from '../helpers/redis';
+
+interface Node {
+  state: RedisState;
+  seen: StateTransition[];
+}
+
+async function nodes(t: TestContext, prefix: string, timings: { heartbeatMs: number; heartbeatTtlMs: number }[]): Promise<Node[]> {
+  const log = pino({ level: 'silent' });
+  const out: Node[] = [];
+  for (const tm of timings) {
+    const state = new RedisState({ spec: redisSpec(REDIS_URL), prefix, log, ...tm });
+    const node: Node = { state, seen: [] };
+    state.onTransitions(async (list) => {
+      node.seen.push(...list);
+    });
+    await state.start();
+    out.push(node);
+    t.after(() => state.stop());
+  }
+  // Registered last, so it runs after the nodes stopped (hooks run in order).
+  t.after(() => deleteKeys(prefix));
+  return out;
+}
+
+const key = (t: StateTransition) => `${t.kind}:${'channel' in t ? t.channel : ''}:${'userId' in t ? t.userId : ''}`;
+
+void test('a dead node\'s shares are removed by exactly one survivor, with the transitions that follow', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const fast = { heartbeatMs: 100, heartbeatTtlMs: 500 };
+  const [a, b, c] = await nodes(t, prefix, [fast, fast, fast]);
+  const app = 'app1';
+  await a.state.addConnection(app, -1);
+  await b.state.addConnection(app, -1);
+  await a.state.addSubscriber(app, 'only-a');
+  await a.state.addSubscriber(app, 'shared');
+  await b.state.addSubscriber(app, 'shared');
+  await a.state.addMember(app, 'presence-p', 'ua', '{}', 100);
+  await a.state.addMember(app, 'presence-p', 'ub', '{}', 100);
+  await b.state.addMember(app, 'presence-p', 'ub', '{}', 100);
+  await a.state.addUser(app, 'ua');
+  await a.state.addUser(app, 'ub');
+  await c.state.addUser(app, 'ub');
+
+  const r = redisClient();
+  t.after(() => r.disconnect());
+  const k = redisKeys(prefix);
+  a.state.detach();
+  await waitFor(async () => (await r.sismember(k.nodes, a.state.nodeId)) === 0 && (await r.exists(k.claim(a.state.nodeId))) === 0, 5000, 'a to be removed');
+
+  const all = [...b.seen, ...c.seen].map(key).sort();
+  assert.deepEqual(all, ['count:shared:', 'memberRemoved:presence-p:ua', 'userOffline::ua', 'vacated:only-a:'].sort());
+  assert.ok(b.seen.length === 0 || c.seen.length === 0, 'one survivor did the removal');
+  assert.equal(await b.state.connectionCount(app), 1);
+  assert.equal(await b.state.subscriberCount(app, 'shared'), 1);
+  assert.equal(await c.state.subscriberCount(app, 'only-a'), 0);
+  assert.deepEqual([...(await c.state.members(app, 'presence-p')).keys()], ['ub']);
+  assert.deepEqual([...(await c.state.onlineUsers(app, ['ua', 'ub']))], ['ub']);
+  for (const key of [k.index(a.state.nodeId), k.appNode(app, a.state.nodeId), k.channelNode(app, 'presence-p', a.state.nodeId)]) {
+    assert.equal(await r.exists(key), 0, `${key} is gone`);
+  }
+});
+
+void test('a node whose shares Redis lost restores them, reports the transitions once, and a second repair changes nothing', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const [a] = await nodes(t, prefix, [{ heartbeatMs: 100, heartbeatTtlMs: 500 }]);
+  const app = 'app1';
+  await a.state.addConnection(app, -1);
+  await a.state.addSubscriber(app, 'chan');
+  await a.state.addSubscriber(app, 'chan');
+  await a.state.addMember(app, 'presence-p', 'ua', '{"n":1}', 100);
+  await a.state.addUser(app, 'ua');
+
+  await deleteKeys(prefix); // what a Redis restart without persistence does
+  await waitFor(async () => (await a.state.subscriberCount(app, 'chan')) === 2, 5000, 'the shares to be restored');
+  await waitFor(async () => (await a.state.memberCount(app, 'presence-p')) === 1, 5000, 'the member to be restored');
+  assert.equal(await a.state.connectionCount(app), 1);
+  assert.deepEqual(Object.fromEntries(await a.state.members(app, 'presence-p')), { ua: '{"n":1}' });
+  assert.deepEqual([...(await a.state.onlineUsers(app, ['ua']))], ['ua']);
+  await waitFor(() => a.seen.length >= 3, 2000, 'the transitions');
+  assert.deepEqual(a.seen.map(key).sort(), ['memberAdded:presence-p:ua', 'occupied:chan:', 'userOnline::ua']);
+
+  // Idempotent: repairing again changes no count and reports nothing.
+  a.seen.length = 0;
+  await (a.state as unknown as { repair(): Promise<void> }).repair();
+  assert.deepEqual(a.seen, []);
+  assert.equal(await a.state.subscriberCount(app, 'chan'), 2);
+  assert.equal(await a.state.connectionCount(app), 1);
+});
+
+void test('a live node taken for dead (its heartbeat lapsed) gets its shares back after the survivors removed them', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const [a, b] = await nodes(t, prefix, [
+    { heartbeatMs: 1500, heartbeatTtlMs: 10000 },
+    { heartbeatMs: 50, heartbeatTtlMs: 10000 },
+  ]);
+  const app = 'app1';
+  await a.state.addSubscriber(app, 'chan');
+  await a.state.addMember(app, 'presence-p', 'ua', '{}', 100);
+  const r = redisClient();
+  t.after(() => r.disconnect());
+  await r.del(redisKeys(prefix).heartbeat(a.state.nodeId)); // as if a had stalled for longer than the TTL
+
+  await waitFor(() => b.seen.some((x) => x.kind === 'memberRemoved'), 5000, 'b to remove a');
+  assert.deepEqual(b.seen.map(key).sort(), ['memberRemoved:presence-p:ua', 'vacated:chan:']);
+  await waitFor(() => a.seen.some((x) => x.kind === 'memberAdded'), 5000, 'a to restore its shares');
+  assert.deepEqual(a.seen.map(key).sort(), ['memberAdded:presence-p:ua', 'occupied:chan:']);
+  assert.equal(await b.state.subscriberCount(app, 'chan'), 1);
+  assert.deepEqual([...(await b.state.members(app, 'presence-p')).keys()], ['ua']);
+  assert.equal(await r.sismember(redisKeys(prefix).nodes, a.state.nodeId), 1);
+});
