@@ -1,0 +1,371 @@
+/**
+ * The PushStore contract (server/push/PushStore.ts), run against SqlitePushStore and RedisPushStore:
+ * devices and their indexes, keys, publishes, leases, at-most-once counting and durability.
+ */
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { redisSpec } from '../../server/cluster/redis-connection';
+import type { PublishRecord, PushStore } from '../../server/push/PushStore';
+import { RedisPushStore } from '../../server/push/RedisPushStore';
+import { SqlitePushStore } from '../../server/push/SqlitePushStore';
+import { REDIS_URL, deleteKeys, needRedis, uniquePrefix } from '../helpers/redis';
+
+interface Harness {
+  /** A fresh, open store; `reopen` closes it and opens another on the same data. */
+  start(t: TestContext): Promise<{ store: PushStore; reopen(): Promise<PushStore> } | null>;
+}
+
+const sqlite: Harness = {
+  async start(t) {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-push-store-'));
+    const file = join(dir, 'push.sqlite');
+    let store = new SqlitePushStore(file);
+    await store.open();
+    t.after(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return {
+      store,
+      async reopen() {
+        await store.close();
+        store = new SqlitePushStore(file);
+        await store.open();
+        return store;
+      },
+    };
+  },
+};
+
+const redis: Harness = {
+  async start(t) {
+    if (!(await needRedis(t))) return null;
+    const prefix = uniquePrefix();
+    const make = () => new RedisPushStore({ spec: redisSpec(REDIS_URL), prefix, log: pino({ level: 'silent' }) });
+    let store = make();
+    await store.open();
+    t.after(async () => {
+      await store.close();
+      await deleteKeys(prefix);
+    });
+    return {
+      store,
+      async reopen() {
+        await store.close();
+        store = make();
+        await store.open();
+        return store;
+      },
+    };
+  },
+};
+
+const appId = () => `app${randomBytes(4).toString('hex')}`;
+let n = 0;
+const device = (interests?: string[], endpoint = `https://push.example.com/${++n}-${randomBytes(4).toString('hex')}`) => ({
+  id: `web-${randomBytes(8).toString('hex')}`,
+  endpoint,
+  p256dh: 'BPp256dh',
+  auth: 'authsecret',
+  keyId: 'k1',
+  now: 1000,
+  ...(interests ? { interests } : {}),
+});
+const publish = (over: Partial<PublishRecord> = {}): PublishRecord => ({
+  id: `pubid-${randomBytes(8).toString('hex')}`,
+  kind: 'interests',
+  targets: ['news'],
+  payload: '{"data":{}}',
+  ttl: 60,
+  createdAt: 1000,
+  deliverAt: 1000,
+  expiresAt: 61000,
+  ...over,
+});
+
+function contract(name: string, h: Harness): void {
+  void describe(`PushStore contract: ${name}`, () => {
+    void test('one device per endpoint: registering again updates it and keeps its id', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d = device(['news', 'sport']);
+      const first = await s.store.registerDevice(a, d);
+      assert.deepEqual(first, { deviceId: d.id, created: true });
+      const again = await s.store.registerDevice(a, { ...d, id: 'web-other', p256dh: 'BPnew', keyId: 'k2', now: 2000 });
+      assert.deepEqual(again, { deviceId: d.id, created: false });
+      const rec = await s.store.device(a, d.id);
+      assert.equal(rec?.p256dh, 'BPnew');
+      assert.equal(rec?.keyId, 'k2');
+      assert.equal(rec?.createdAt, 1000);
+      assert.equal(rec?.updatedAt, 2000);
+      assert.deepEqual(await s.store.interests(a, d.id), ['news', 'sport'], 'interests kept when not given');
+      await s.store.registerDevice(a, { ...d, interests: ['weather'] });
+      assert.deepEqual(await s.store.interests(a, d.id), ['weather']);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['news']), []);
+      assert.equal(await s.store.device(appId(), d.id), null, 'apps are separate');
+    });
+
+    void test('interests: add, remove, replace, the limit, and the interest index', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d1 = device(['a', 'b']);
+      const d2 = device(['b', 'c']);
+      await s.store.registerDevice(a, d1);
+      await s.store.registerDevice(a, d2);
+      assert.deepEqual((await s.store.devicesForInterests(a, ['a', 'b', 'c'])).sort(), [d1.id, d2.id].sort(), 'distinct devices');
+      assert.equal(await s.store.addInterest(a, d1.id, 'c', 3), 'added');
+      assert.equal(await s.store.addInterest(a, d1.id, 'c', 3), 'exists');
+      assert.equal(await s.store.addInterest(a, d1.id, 'd', 3), 'full');
+      assert.equal(await s.store.addInterest(a, 'web-missing', 'd', 3), 'missing');
+      assert.equal(await s.store.removeInterest(a, d1.id, 'a'), true);
+      assert.equal(await s.store.removeInterest(a, 'web-missing', 'a'), false);
+      assert.deepEqual(await s.store.interests(a, d1.id), ['b', 'c']);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['a']), []);
+      assert.equal(await s.store.setInterests(a, d2.id, ['z']), true);
+      assert.equal(await s.store.setInterests(a, 'web-missing', ['z']), false);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['b']), [d1.id]);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['z']), [d2.id]);
+      assert.equal(await s.store.interests(a, 'web-missing'), null);
+    });
+
+    void test('users: bind once, conflict for another user, delete a user with all its devices', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d1 = device(['news']);
+      const d2 = device(['news']);
+      await s.store.registerDevice(a, d1);
+      await s.store.registerDevice(a, d2);
+      assert.equal(await s.store.setUser(a, d1.id, 'alice'), 'ok');
+      assert.equal(await s.store.setUser(a, d1.id, 'alice'), 'ok');
+      assert.equal(await s.store.setUser(a, d1.id, 'bob'), 'conflict');
+      assert.equal(await s.store.setUser(a, 'web-missing', 'bob'), 'missing');
+      assert.equal(await s.store.setUser(a, d2.id, 'alice'), 'ok');
+      assert.deepEqual((await s.store.devicesForUsers(a, ['alice', 'nobody'])).sort(), [d1.id, d2.id].sort());
+      assert.equal(await s.store.deleteUser(a, 'alice'), 2);
+      assert.equal(await s.store.device(a, d1.id), null);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['news']), []);
+      assert.deepEqual(await s.store.devicesForUsers(a, ['alice']), []);
+      // The endpoint is free again: registering it makes a new device.
+      assert.equal((await s.store.registerDevice(a, { ...d1, id: 'web-new' })).deviceId, 'web-new');
+    });
+
+    void test('deleting a device removes it from every index', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d = device(['x', 'y']);
+      await s.store.registerDevice(a, d);
+      await s.store.setUser(a, d.id, 'u');
+      assert.equal(await s.store.deleteDevice(a, d.id), true);
+      assert.equal(await s.store.deleteDevice(a, d.id), false);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['x', 'y']), []);
+      assert.deepEqual(await s.store.devicesForUsers(a, ['u']), []);
+    });
+
+    void test('VAPID keys: the first init wins, a rotation keeps the old key', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const key = (id: string, createdAt: number) => ({ id, publicKey: `pub-${id}`, privateKey: `priv-${id}`, createdAt });
+      await Promise.all([s.store.initVapidKey(a, key('k1', 1)), s.store.initVapidKey(a, key('k2', 2))]);
+      const keys = await s.store.vapidKeys(a);
+      assert.equal(keys.length, 1, 'only one racer stored its key');
+      assert.equal(keys[0].current, true);
+      await s.store.initVapidKey(a, key('k3', 3));
+      assert.equal((await s.store.vapidKeys(a)).length, 1);
+      await s.store.useVapidKey(a, key('k4', 4));
+      const after = await s.store.vapidKeys(a);
+      assert.deepEqual(after.map((k) => [k.id, k.current]), [[keys[0].id, false], ['k4', true]]);
+      assert.equal(after[1].privateKey, 'priv-k4');
+    });
+
+    void test('a publish with its audience: claim, lease, results counted once, done', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const devices = [device(), device(), device(), device()];
+      for (const d of devices) await s.store.registerDevice(a, d);
+      const p = publish();
+      await s.store.createPublish(a, p, { deviceIds: [...devices.map((d) => d.id), devices[0].id], skippedOnline: 2 });
+      let st = await s.store.publish(a, p.id);
+      assert.deepEqual({ ...st, payload: undefined }, { ...p, payload: undefined, status: 'delivering', targeted: 6, sent: 0, skippedOnline: 2, expired: 0, failed: 0, pending: 4 });
+      assert.equal(await s.store.nextDueAt(a), 1000);
+
+      const claimed = await s.store.claimDeliveries(a, 1000, 3, 5000);
+      assert.equal(claimed.length, 3);
+      assert.equal(claimed[0].attempts, 0);
+      assert.equal(claimed[0].device?.endpoint, devices.find((d) => d.id === claimed[0].deviceId)?.endpoint);
+      const rest = await s.store.claimDeliveries(a, 1000, 10, 5000);
+      assert.equal(rest.length, 1, 'leased rows are not handed out again');
+      assert.equal((await s.store.claimDeliveries(a, 4999, 10, 9000)).length, 0);
+
+      const [r1, r2, r3] = claimed;
+      await s.store.finishDeliveries(a, [
+        { publishId: p.id, deviceId: r1.deviceId, outcome: 'sent' },
+        { publishId: p.id, deviceId: r2.deviceId, outcome: 'retry', nextAt: 2000 },
+        { publishId: p.id, deviceId: r3.deviceId, outcome: 'expired' },
+      ], 1500);
+      // The same result again (a lease that expired and was sent twice) does not count twice.
+      await s.store.finishDeliveries(a, [{ publishId: p.id, deviceId: r1.deviceId, outcome: 'sent' }], 1500);
+      st = await s.store.publish(a, p.id);
+      assert.deepEqual([st?.sent, st?.expired, st?.pending, st?.status], [1, 1, 2, 'delivering']);
+
+      const retried = await s.store.claimDeliveries(a, 2000, 10, 6000);
+      assert.deepEqual(retried.map((r) => [r.deviceId, r.attempts]), [[r2.deviceId, 1]]);
+      await s.store.finishDeliveries(a, [
+        { publishId: p.id, deviceId: r2.deviceId, outcome: 'gone' },
+        { publishId: p.id, deviceId: rest[0].deviceId, outcome: 'failed' },
+      ], 2500);
+      st = await s.store.publish(a, p.id);
+      assert.deepEqual([st?.sent, st?.failed, st?.expired, st?.pending, st?.status], [1, 2, 1, 0, 'done']);
+      assert.equal(await s.store.device(a, r2.deviceId), null, 'gone deletes the device');
+      assert.equal(await s.store.nextDueAt(a), null);
+    });
+
+    void test('a lease that ends makes the row due again; release makes it due at once', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d = device();
+      await s.store.registerDevice(a, d);
+      const p = publish();
+      await s.store.createPublish(a, p, { deviceIds: [d.id], skippedOnline: 0 });
+      assert.equal((await s.store.claimDeliveries(a, 1000, 10, 31000)).length, 1);
+      assert.equal(await s.store.nextDueAt(a), 31000, 'due again when the lease ends');
+      const again = await s.store.claimDeliveries(a, 31000, 10, 61000);
+      assert.equal(again.length, 1, 'a dead claimant\'s row is taken again');
+      await s.store.releaseDeliveries(a, [{ publishId: p.id, deviceId: d.id }], 32000);
+      const third = await s.store.claimDeliveries(a, 32000, 10, 62000);
+      assert.deepEqual(third.map((r) => r.attempts), [0], 'release is not an attempt');
+      await s.store.finishDeliveries(a, [{ publishId: p.id, deviceId: d.id, outcome: 'sent' }], 33000);
+      await s.store.releaseDeliveries(a, [{ publishId: p.id, deviceId: d.id }], 34000);
+      assert.equal((await s.store.claimDeliveries(a, 99999, 10, 999999)).length, 0, 'a finished row never comes back');
+    });
+
+    void test('a deleted device is claimed with device null; an empty audience is done at once', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d = device();
+      await s.store.registerDevice(a, d);
+      const p = publish();
+      await s.store.createPublish(a, p, { deviceIds: [d.id], skippedOnline: 0 });
+      await s.store.deleteDevice(a, d.id);
+      const [row] = await s.store.claimDeliveries(a, 1000, 10, 2000);
+      assert.equal(row.device, null);
+      const empty = publish();
+      await s.store.createPublish(a, empty, { deviceIds: [], skippedOnline: 3 });
+      const st = await s.store.publish(a, empty.id);
+      assert.deepEqual([st?.status, st?.targeted, st?.skippedOnline, st?.pending], ['done', 3, 3, 0]);
+    });
+
+    void test('scheduled publishes: claimed when due, expanded once, then delivered', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d1 = device();
+      const d2 = device();
+      await s.store.registerDevice(a, d1);
+      await s.store.registerDevice(a, d2);
+      const p = publish({ deliverAt: 5000, expiresAt: 65000 });
+      await s.store.createPublish(a, p, null);
+      assert.equal((await s.store.publish(a, p.id))?.status, 'scheduled');
+      assert.equal(await s.store.nextDueAt(a), 5000);
+      assert.equal((await s.store.claimScheduled(a, 4999, 10, 9999)).length, 0);
+      assert.equal((await s.store.claimDeliveries(a, 5000, 10, 9999)).length, 0);
+      const [due] = await s.store.claimScheduled(a, 5000, 10, 65000);
+      assert.equal(due.id, p.id);
+      assert.equal(due.payload, p.payload);
+      assert.equal((await s.store.claimScheduled(a, 5000, 10, 65000)).length, 0, 'leased');
+      await s.store.expandPublish(a, p.id, [d1.id, d2.id, d1.id], 5000);
+      await s.store.expandPublish(a, p.id, [d1.id, d2.id], 5000);
+      const st = await s.store.publish(a, p.id);
+      assert.deepEqual([st?.status, st?.targeted, st?.pending], ['delivering', 2, 2]);
+      assert.equal((await s.store.claimDeliveries(a, 5000, 10, 9999)).length, 2);
+      assert.equal((await s.store.claimScheduled(a, 70000, 10, 99999)).length, 0, 'no longer scheduled');
+    });
+
+    void test('everything survives closing and opening the store again', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d = device(['news']);
+      await s.store.registerDevice(a, d);
+      await s.store.initVapidKey(a, { id: 'k1', publicKey: 'pub', privateKey: 'priv', createdAt: 1 });
+      const p = publish();
+      await s.store.createPublish(a, p, { deviceIds: [d.id], skippedOnline: 0 });
+      const later = publish({ deliverAt: 9000 });
+      await s.store.createPublish(a, later, null);
+      const store = await s.reopen();
+      assert.deepEqual(await store.devicesForInterests(a, ['news']), [d.id]);
+      assert.equal((await store.vapidKeys(a))[0].privateKey, 'priv');
+      assert.equal((await store.publish(a, p.id))?.pending, 1);
+      assert.equal((await store.claimDeliveries(a, 1000, 10, 2000)).length, 1);
+      assert.equal((await store.claimScheduled(a, 9000, 10, 20000))[0]?.id, later.id);
+    });
+
+    void test('a 10 000-device publish is stored in one go and claimed in batches', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const ids = Array.from({ length: 10000 }, (_v, i) => `web-${i}`);
+      const p = publish();
+      const started = Date.now();
+      await s.store.createPublish(a, p, { deviceIds: ids, skippedOnline: 0 });
+      const storedMs = Date.now() - started;
+      let claimed = 0;
+      for (;;) {
+        const rows = await s.store.claimDeliveries(a, 1000, 500, 100000);
+        if (rows.length === 0) break;
+        claimed += rows.length;
+        await s.store.finishDeliveries(a, rows.map((r) => ({ publishId: r.publishId, deviceId: r.deviceId, outcome: 'sent' as const })), 2000);
+      }
+      assert.equal(claimed, 10000);
+      const st = await s.store.publish(a, p.id);
+      assert.deepEqual([st?.sent, st?.pending, st?.status], [10000, 0, 'done']);
+      t.diagnostic(`${name}: stored 10 000 rows in ${storedMs} ms, claimed and finished them in ${Date.now() - started - storedMs} ms`);
+      await s.store.prune(a, 3000);
+      assert.equal(await s.store.publish(a, p.id), null, 'pruned');
+    });
+  });
+}
+
+contract('sqlite', sqlite);
+contract('redis', redis);
+
+void test('sqlite: reopening releases the leases of the previous run at once', async (t) => {
+  const s = await sqlite.start(t);
+  if (!s) return;
+  const a = appId();
+  const p = publish();
+  await s.store.createPublish(a, p, { deviceIds: ['web-1'], skippedOnline: 0 });
+  const leaseUntil = Date.now() + 3_600_000;
+  assert.equal((await s.store.claimDeliveries(a, Date.now(), 10, leaseUntil)).length, 1);
+  const store = await s.reopen();
+  assert.equal((await store.claimDeliveries(a, Date.now(), 10, leaseUntil)).length, 1);
+});
+
+void test('sqlite: a second process on the same file is refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-push-lock-'));
+  const file = join(dir, 'push.sqlite');
+  const first = new SqlitePushStore(file);
+  await first.open();
+  t.after(async () => {
+    await first.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const { spawnSync } = await import('node:child_process');
+  const script = `const { SqlitePushStore } = require(${JSON.stringify(join(__dirname, '..', '..', 'server', 'push', 'SqlitePushStore.js'))});
+    new SqlitePushStore(${JSON.stringify(file)}).open().then(() => process.exit(0), (e) => { console.error(e.message); process.exit(3); });`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /in use by another Herald process/);
+});
