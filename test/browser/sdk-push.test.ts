@@ -1,0 +1,138 @@
+/**
+ * Web Push in real Chromium: the service worker (`herald-sw.js`) and the browser SDK's registration flow
+ * against Herald's device API.
+ *
+ * - The service-worker test needs no push API: pushes are delivered straight to the worker through the
+ *   DevTools protocol (`ServiceWorker.deliverPushMessage`).
+ * - The registration test needs the push API (`/push/v1/:appKey/...` device routes and push fallback on
+ *   trigger); it fails until the server has them. Headless Chromium has no push service (its
+ *   `pushManager.subscribe` needs Google's), so the page's PushManager is replaced by one that hands out a
+ *   subscription of the in-process fake push service, which decrypts what Herald sends.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Herald as ServerSdk } from '../../sdk/server';
+import { startHerald } from '../helpers/herald';
+import { FakePushService } from '../helpers/FakePushService';
+import type { HeraldOptions } from '../../server/options/Options';
+import { ensureBrowserBundle, json, launchBrowser, openPage, servePages, BROWSER_DIST } from '../sdk/helpers/browser';
+import { notifications, serviceWorkerOf, stubPushManager, waitForNotification } from '../sdk/helpers/push';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const T = { timeout: 60_000 };
+/** Push on for every app, allowed to reach the fake's `http://127.0.0.1` endpoints. */
+const PUSH_TEST_OPTIONS: Partial<HeraldOptions> = { push: { subject: 'mailto:ops@herald.example.com', allowInsecureEndpoints: true } };
+
+function sw(): string {
+  return readFileSync(join(BROWSER_DIST, 'herald-sw.js'), 'utf8');
+}
+
+void test('herald-sw.js shows pushes, and skips them when a focused window got the event live', T, async (t) => {
+  ensureBrowserBundle();
+  const context = await launchBrowser(t);
+  if (!context) return;
+  const site = await servePages(t, { '/': '<!doctype html><title>push</title>' }, {
+    '/herald-sw.js': (_req, _body, res) => {
+      res.setHeader('content-type', 'text/javascript');
+      res.end(sw());
+    },
+  });
+  await context.grantPermissions(['notifications'], { origin: site.url });
+  const page = await openPage(context, site.url);
+  await page.evaluate(`navigator.serviceWorker.register('/herald-sw.js').then(() => navigator.serviceWorker.ready)`);
+  const worker = await serviceWorkerOf(context, page);
+
+  await worker.send({ notification: { title: 'Shown', body: 'Body', icon: '/i.png', deep_link: `${site.url}/x` }, data: { id: 7 } });
+  await page.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.length === 1)`);
+  assert.deepEqual(await notifications(page), [{ title: 'Shown', body: 'Body', data: { deep_link: `${site.url}/x`, data: { id: 7 } } }]);
+
+  // The page is focused and visible: it received the event over its WebSocket, so nothing is shown.
+  assert.equal(await page.evaluate(`document.hasFocus() && document.visibilityState === 'visible'`), true);
+  await worker.send({ notification: { title: 'Hidden', hide_if_focused: true } });
+  await worker.send({ notification: { title: 'Hidden too', hide_notification_if_site_has_focus: true }, data: { pusher: { publishId: 'p1' } } });
+  await worker.send({ notification: { title: 'Marker' } });
+  await page.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.some((x) => x.title === 'Marker'))`);
+  assert.deepEqual((await notifications(page)).map((n) => n.title).sort(), ['Marker', 'Shown']);
+
+  // A payload that is not JSON still shows something (Chrome penalises pushes that show nothing).
+  await worker.sendRaw('plain text push');
+  await waitForNotification(page, 'plain text push');
+});
+
+void test('push.register → live delivery with no push; closed tab → notification (needs the push API)', T, async (t) => {
+  ensureBrowserBundle();
+  const context = await launchBrowser(t);
+  if (!context) return;
+  const h = await startHerald({ options: PUSH_TEST_OPTIONS });
+  const fake = await FakePushService.start();
+  const sdk = new ServerSdk({ appId: h.app.id, key: h.app.key, secret: h.app.secret, host: h.host, port: h.port });
+  t.after(async () => {
+    sdk.close();
+    await fake.close();
+    await h.stop();
+  });
+
+  const vapid = await fetch(`${h.baseUrl}/push/v1/${h.app.key}/vapid-public-key`);
+  assert.equal(vapid.status, 200, 'GET /push/v1/:appKey/vapid-public-key exists');
+  const { vapidPublicKey, publicKey } = (await vapid.json()) as { vapidPublicKey?: string; publicKey?: string };
+  const subscription = fake.createSubscription(vapidPublicKey ?? publicKey);
+
+  const page = `<!doctype html><title>push</title><script src="/dist/herald.js"></script><script>
+    window.events = [];
+    window.h = new Herald(${JSON.stringify(h.app.key)}, { host: '127.0.0.1', port: ${h.port}, tls: false });
+    h.subscribe('alerts').bind('alert', (d) => events.push({ ev: 'alert', data: d }));
+  </script>`;
+  const site = await servePages(t, { '/': page }, {
+    '/herald-sw.js': (_req, _body, res) => {
+      res.setHeader('content-type', 'text/javascript');
+      res.end(sw());
+    },
+    '/push-token': (_req, _body, res) => json(res, 200, sdk.generatePushToken('dora')),
+  });
+  await context.grantPermissions(['notifications'], { origin: site.url });
+  // Headless Chromium cannot reach a real push service: hand out the fake's subscription instead.
+  await stubPushManager(context, subscription);
+
+  const tab = await openPage(context, site.url);
+  await tab.waitForFunction(`h.connection.state === 'connected'`);
+  const deviceId = await tab.evaluate<string>(`h.push.register({ serviceWorker: '/herald-sw.js', interests: ['alerts'] })`);
+  assert.equal(typeof deviceId, 'string');
+  assert.deepEqual(await tab.evaluate(`window.subscribeOptions`), { userVisibleOnly: true, keyBytes: 65 });
+  assert.equal(await tab.evaluate(`h.push.deviceId`), deviceId);
+  // The connection was renewed with the device id, so Herald knows this device is live.
+  await tab.waitForFunction(`h.connection.state === 'connected' && h.channel('alerts').subscribed`);
+  const live = [...h.server.gateway.registry.all()].map((c) => c.deviceId);
+  assert.deepEqual(live, [deviceId]);
+
+  await tab.evaluate(`h.push.addInterest('extra')`);
+  await tab.evaluate(`h.push.removeInterest('extra')`);
+  await tab.evaluate(`h.push.setUser(() => fetch('/push-token').then((r) => r.json()))`);
+
+  // Tab open: the event arrives live and the device is not pushed.
+  await sdk.trigger('alerts', 'alert', { n: 1 }, { push: { notification: { title: 'Alert', body: 'n=1', hide_if_focused: true } } });
+  await tab.waitForFunction(`events.some((e) => e.ev === 'alert')`);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(fake.messagesFor(subscription.id).length, 0, 'a live device gets no push');
+
+  // Tab closed: the next event becomes a notification.
+  await tab.close();
+  for (let i = 0; i < 100 && [...h.server.gateway.registry.all()].length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await sdk.trigger('alerts', 'alert', { n: 2 }, { push: { notification: { title: 'Alert', body: 'n=2', deep_link: `${site.url}/` } } });
+  const [push] = await fake.waitFor(1);
+  const payload = JSON.parse(push.payload) as { notification: { title: string; body: string } };
+  assert.equal(payload.notification.title, 'Alert');
+  assert.equal(payload.notification.body, 'n=2');
+  // What the push service would hand the browser is shown by the worker.
+  const viewer = await openPage(context, `${site.url}/`);
+  const worker = await serviceWorkerOf(context, viewer);
+  await viewer.evaluate(`h.disconnect()`);
+  await worker.send(payload);
+  await waitForNotification(viewer, 'n=2');
+
+  await viewer.evaluate(`h.push.unregister()`);
+  assert.equal(await viewer.evaluate(`h.push.deviceId`), null);
+  await sdk.publishToInterests(['alerts'], { web: { notification: { title: 'After unregister' } } });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(fake.messagesFor(subscription.id).length, 1, 'an unregistered device gets nothing');
+});

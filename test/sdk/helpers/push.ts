@@ -1,0 +1,57 @@
+/**
+ * Web Push in headless Chromium. Chromium has no push service without Google's, so the page's
+ * PushManager is replaced by one that hands out a subscription of the in-process fake push service; and
+ * what a push service would deliver to the worker is delivered through DevTools.
+ */
+import assert from 'node:assert/strict';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { FakeSubscription } from '../../helpers/FakePushService';
+
+/** Every page of the context gets a PushManager whose `subscribe` returns `sub`. */
+export async function stubPushManager(context: BrowserContext, sub: FakeSubscription): Promise<void> {
+  const json = { endpoint: sub.endpoint, expirationTime: null, keys: sub.keys };
+  await context.addInitScript(`(() => {
+    const json = ${JSON.stringify(json)};
+    let current = null;
+    PushManager.prototype.getSubscription = async function () { return current; };
+    PushManager.prototype.subscribe = async function (opts) {
+      window.subscribeOptions = { userVisibleOnly: opts.userVisibleOnly, keyBytes: new Uint8Array(opts.applicationServerKey).length };
+      current = { endpoint: json.endpoint, options: { userVisibleOnly: true, applicationServerKey: new Uint8Array(opts.applicationServerKey).buffer },
+        toJSON: () => json, unsubscribe: async () => { current = null; return true; } };
+      return current;
+    };
+  })()`);
+}
+
+export interface WorkerPush {
+  /** Delivers `data` as JSON to the page's service worker, as a push service would. */
+  send(data: unknown): Promise<void>;
+  sendRaw(text: string): Promise<void>;
+}
+
+/** A DevTools handle on the page's service worker registration. */
+export async function serviceWorkerOf(context: BrowserContext, page: Page): Promise<WorkerPush> {
+  const cdp = await context.newCDPSession(page);
+  const ids: string[] = [];
+  cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: { registrationId: string; isDeleted: boolean }[] }) => {
+    for (const r of e.registrations) if (!r.isDeleted) ids.push(r.registrationId);
+  });
+  await cdp.send('ServiceWorker.enable');
+  for (let i = 0; i < 100 && ids.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(ids.length > 0, 'the page has a service worker registration');
+  const origin = new URL(page.url()).origin;
+  const sendRaw = async (text: string) => {
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: ids[0], data: text });
+  };
+  return { sendRaw, send: (data: unknown) => sendRaw(JSON.stringify(data)) };
+}
+
+/** The notifications the page's service worker shows. */
+export async function notifications(page: Page): Promise<{ title: string; body: string; data: { deep_link?: string; data?: unknown } }[]> {
+  return page.evaluate(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({ title: n.title, body: n.body, data: n.data })))`);
+}
+
+/** Resolves once the page's service worker shows a notification whose body is `body`. */
+export async function waitForNotification(page: Page, body: string): Promise<void> {
+  await page.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.some((x) => x.body === ${JSON.stringify(body)}))`);
+}
