@@ -182,6 +182,7 @@ test('bad bodies: 400 for shape and limits, 413 for size', async (t) => {
   await expect(batch, JSON.stringify({ batch: [] }), 400, /empty/);
   await expect(batch, JSON.stringify({ batch: [1, 2, 3].map(() => ({ name: 'e', channel: 'c', data: 'd' })) }), 400, /at most 2/);
   await expect(batch, JSON.stringify({ batch: [{ name: 'e', data: 'd' }] }), 400, /channel/);
+  await expect(batch, JSON.stringify({ batch: [{ name: 'e', channel: 'c', data: 'd', push: { notification: { title: 't' } } }] }), 400, /only accepted by POST/);
   // Over maxRequestBytes: refused before it is parsed or verified.
   const huge = await fetch(`${h.baseUrl}${events}?auth_key=x`, { method: 'POST', body: 'x'.repeat(5000), headers: { 'Content-Type': 'application/json' } });
   assert.equal(huge.status, 413);

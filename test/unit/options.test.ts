@@ -38,6 +38,9 @@ test('HERALD_APP_* and HERALD_PORT/HOST override', (t) => {
   assert.deepEqual([options.apps[0].id, options.apps[0].key, options.apps[0].secret], ['42', 'k', 'secret-123']);
   assert.equal(options.port, 7001);
   assert.equal(options.host, '127.0.0.1');
+  assert.equal(options.apps[0].clientEvents, false);
+  const withEvents = loadOptions({ HERALD_DATA_DIR: dir, HERALD_APP_CLIENT_EVENTS: 'true' });
+  assert.equal(withEvents.options.apps[0].clientEvents, true);
 });
 
 test('a config file with several apps is validated with defaults filled in', (t) => {
