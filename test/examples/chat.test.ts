@@ -38,9 +38,16 @@ async function chatBetweenTwo(t: TestContext, app: Partial<AppOptions>): Promise
   }
   assert.equal(await text(alice, '#members li.me'), 'alice');
 
-  // Bob types: Alice sees it, Bob does not see himself.
+  // Bob types: Alice sees it, Bob does not see himself. The indicator clears itself after 3 s, so Alice's
+  // page records every text it shows rather than the test hoping to poll at the right moment.
+  await alice.evaluate(() => {
+    const el = document.getElementById('typing') as HTMLElement;
+    const seen: string[] = [];
+    (window as unknown as { typingSeen: string[] }).typingSeen = seen;
+    new MutationObserver(() => seen.push(el.textContent ?? '')).observe(el, { childList: true, characterData: true, subtree: true });
+  });
   await bob.locator('#text').pressSequentially('hel');
-  await alice.waitForFunction(`document.getElementById('typing').textContent === 'bob is typing…'`);
+  await alice.waitForFunction(`window.typingSeen.includes('bob is typing…')`);
   assert.equal(await text(bob, '#typing'), '');
 
   // Bob sends: both get the message, and the indicator clears.
