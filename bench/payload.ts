@@ -1,0 +1,37 @@
+/**
+ * The 100-byte event payload and how a receiver finds the send time in it without parsing JSON.
+ *
+ * The `data` string is `~t=` + 15 zero-padded digits (generator clock in µs) + `;` + filler. Servers pass
+ * `data` through as an opaque string, so the marker survives any re-serialisation (soketi re-stringifies per
+ * socket) and a byte search finds it in the frame.
+ */
+
+/** Size of the event `data` string, as the issue specifies. */
+export const PAYLOAD_BYTES = 100;
+
+const MARKER = '~t=';
+const MARKER_BYTES = Buffer.from(MARKER, 'latin1');
+const DIGITS = 15;
+const FILLER = 'x'.repeat(PAYLOAD_BYTES - MARKER.length - DIGITS - 1);
+
+/** Generator clock in whole microseconds; monotonic, and shared by sender and receiver (same process). */
+export function nowUs(): number {
+  return Math.round(performance.now() * 1000);
+}
+
+/** A 100-byte `data` string carrying `sentUs`. */
+export function makePayload(sentUs: number): string {
+  return `${MARKER}${String(sentUs).padStart(DIGITS, '0')};${FILLER}`;
+}
+
+/**
+ * Send time carried by the frame payload in `buf[start, end)`, or -1 when the frame is not a benchmark
+ * delivery. Only the digits after the marker are read.
+ */
+export function findSentUs(buf: Buffer, start: number, end: number): number {
+  const at = buf.indexOf(MARKER_BYTES, start);
+  if (at < 0 || at + MARKER.length + DIGITS > end) return -1;
+  let v = 0;
+  for (let i = at + MARKER.length, stop = i + DIGITS; i < stop; i++) v = v * 10 + (buf[i] - 48);
+  return v;
+}

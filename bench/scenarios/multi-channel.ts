@@ -1,0 +1,81 @@
+/**
+ * Many channels with one subscriber each, every trigger addressed to 100 of them (the REST maximum): the
+ * per-channel lookup and multi-channel trigger path rather than a single large fan-out.
+ */
+import { DeliveryCounter } from '../delivery-counter';
+import { MeasureWindow, windowNotes } from '../measure-window';
+import { makePayload, nowUs } from '../payload';
+import { RestClient } from '../rest-client';
+import type { Scenario, ScenarioResult, ScenarioContext } from '../scenario';
+import { deliveryFigures, drainDeliveries, triggerFlatOut } from '../trigger-load';
+import { WsFleet } from '../ws-fleet';
+
+/** Channels per trigger: the protocol's limit (protocol.md §3). */
+const CHANNELS_PER_TRIGGER = 100;
+const SUBSCRIBE_TIMEOUT_MS = 15_000;
+
+export const multiChannel: Scenario = {
+  name: 'multi-channel',
+  summary: '5,000 sockets on 5,000 channels, 100 channels per trigger, as fast as accepted: deliveries/s',
+  headline: [
+    { key: 'deliveriesPerS', label: 'deliveries/s' },
+    { key: 'cpuPerDeliveryUs', label: 'CPU/delivery (µs)' },
+  ],
+  run: runMultiChannel,
+};
+
+async function runMultiChannel(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const { server } = ctx;
+  const counter = new DeliveryCounter();
+  const fleet = new WsFleet({ host: server.host, port: server.port, key: server.app.key, pid: server.pid }, counter);
+  ctx.onCleanup(() => fleet.closeAll());
+  const rest = new RestClient(server, server.app, 16);
+  ctx.onCleanup(() => rest.close());
+
+  const sockets = ctx.count(5000, 50, CHANNELS_PER_TRIGGER);
+  const channelName = (i: number): string => `bench-mc-${i}`;
+  ctx.log(`subscribing ${sockets} sockets to one channel each`);
+  await fleet.open(sockets, 200, (c, i) => c.subscribe(channelName(i), SUBSCRIBE_TIMEOUT_MS));
+
+  // Triggers walk through the channels in groups of 100, so every socket receives in turn.
+  const perTrigger = Math.min(CHANNELS_PER_TRIGGER, sockets);
+  const groups = Math.floor(sockets / perTrigger);
+  const groupChannels = Array.from({ length: groups }, (_, g) =>
+    Array.from({ length: perTrigger }, (_, k) => channelName(g * perTrigger + k)),
+  );
+
+  await rest.post(rest.signTrigger(groupChannels[0], makePayload(nowUs())));
+  rest.assertUsable();
+  if (!(await drainDeliveries(counter, perTrigger))) {
+    throw new Error(`warm-up trigger reached ${counter.count} of ${perTrigger} channels`);
+  }
+  counter.reset();
+  rest.resetCounts();
+
+  const durationMs = ctx.durationMs(10, 2);
+  ctx.log(`triggering ${perTrigger} channels per request flat out for ${durationMs / 1000} s`);
+  const window = new MeasureWindow(server.pid);
+  const triggers = await triggerFlatOut({
+    rest,
+    counter,
+    next: (i) => rest.signTrigger(groupChannels[i % groups], makePayload(nowUs())),
+    fanout: perTrigger,
+    inFlight: 16,
+    maxUndelivered: 64,
+    durationMs,
+  });
+  rest.assertUsable();
+  const expected = rest.ok * perTrigger;
+  await drainDeliveries(counter, expected);
+  const w = window.close();
+  const figures = {
+    sockets,
+    channelsPerTrigger: perTrigger,
+    triggers,
+    restErrors: rest.failed,
+    triggersPerS: Math.round((rest.ok / durationMs) * 1000),
+    ...deliveryFigures(counter, expected, w, window.startUs),
+    unexpectedCloses: fleet.unexpectedCloses,
+  };
+  return { figures, notes: windowNotes(w) };
+}

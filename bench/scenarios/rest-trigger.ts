@@ -1,0 +1,99 @@
+/**
+ * The REST trigger path itself: signature check, body parse, publish. rest-no-subs publishes to a channel
+ * nobody is on (pure request cost); rest-100-subs adds a 100-socket fan-out per request. Requests are
+ * pre-signed so that the generator's core goes to sending, and kept 32 in flight on keep-alive connections.
+ */
+import { DeliveryCounter } from '../delivery-counter';
+import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
+import { makePayload, nowUs } from '../payload';
+import { RestClient, type SignedRequest } from '../rest-client';
+import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
+import { drainDeliveries, triggerFlatOut } from '../trigger-load';
+import { WsFleet } from '../ws-fleet';
+
+const IN_FLIGHT = 32;
+/** Distinct pre-signed requests, reused round-robin; the 600 s timestamp window easily covers a run. */
+const POOL_SIZE = 512;
+const SUBSCRIBE_TIMEOUT_MS = 15_000;
+
+export const restNoSubs: Scenario = {
+  name: 'rest-no-subs',
+  summary: `REST triggers to a channel without subscribers, ${IN_FLIGHT} in flight on keep-alive: requests/s, CPU/request`,
+  headline: [
+    { key: 'requestsPerS', label: 'requests/s' },
+    { key: 'cpuPerRequestUs', label: 'CPU/request (µs)' },
+  ],
+  run: (ctx) => runRestTrigger(ctx, 0),
+};
+
+export const rest100Subs: Scenario = {
+  name: 'rest-100-subs',
+  summary: `REST triggers to a channel with 100 subscribers, ${IN_FLIGHT} in flight: requests/s`,
+  headline: [
+    { key: 'requestsPerS', label: 'requests/s' },
+    { key: 'cpuPerRequestUs', label: 'CPU/request (µs)' },
+  ],
+  run: (ctx) => runRestTrigger(ctx, 100),
+};
+
+async function runRestTrigger(ctx: ScenarioContext, fullSubscribers: number): Promise<ScenarioResult> {
+  const { server } = ctx;
+  const channel = fullSubscribers === 0 ? 'bench-rest-empty' : 'bench-rest-subscribed';
+  const counter = new DeliveryCounter();
+  const fleet = new WsFleet({ host: server.host, port: server.port, key: server.app.key, pid: server.pid }, counter);
+  ctx.onCleanup(() => fleet.closeAll());
+  const rest = new RestClient(server, server.app, IN_FLIGHT);
+  ctx.onCleanup(() => rest.close());
+
+  const subscribers = fullSubscribers === 0 ? 0 : ctx.count(fullSubscribers, 10);
+  if (subscribers > 0) {
+    ctx.log(`subscribing ${subscribers} sockets to ${channel}`);
+    await fleet.open(subscribers, 100, (c) => c.subscribe(channel, SUBSCRIBE_TIMEOUT_MS));
+  }
+  const pool: SignedRequest[] = Array.from({ length: POOL_SIZE }, () => rest.signTrigger([channel], makePayload(nowUs())));
+
+  // Warm up: open all keep-alive connections and get past first-call costs on both sides.
+  await Promise.all(pool.slice(0, IN_FLIGHT).map((req) => rest.post(req)));
+  rest.assertUsable();
+  await drainDeliveries(counter, IN_FLIGHT * subscribers);
+  counter.reset();
+  rest.resetCounts();
+
+  const durationMs = ctx.durationMs(10, 2);
+  ctx.log(`triggering flat out for ${durationMs / 1000} s`);
+  const window = new MeasureWindow(server.pid);
+  const requests = await triggerFlatOut({
+    rest,
+    counter,
+    next: (i) => pool[i % POOL_SIZE],
+    fanout: subscribers,
+    inFlight: IN_FLIGHT,
+    maxUndelivered: 4 * IN_FLIGHT,
+    durationMs,
+  });
+  rest.assertUsable();
+  const expected = rest.ok * subscribers;
+  const drained = await drainDeliveries(counter, expected);
+  const w = window.close();
+  // Requests/s over the trigger phase only; the drain wait is not request time.
+  const requestSpanS = durationMs / 1000;
+  const figures = {
+    subscribers,
+    requests,
+    restErrors: rest.failed,
+    restConnectionsOpened: rest.connectionsOpened,
+    requestsPerS: round(rest.ok / requestSpanS, 0),
+    deliveries: counter.count,
+    lost: Math.max(0, expected - counter.count),
+    deliveriesPerS: subscribers === 0 ? null : round(counter.count / requestSpanS, 0),
+    serverCpuS: w.serverCpuS,
+    serverCpuPct: w.serverCpuPct,
+    cpuPerRequestUs: cpuPerUnitUs(w.serverCpuS, rest.ok),
+    generatorCpuPct: w.generatorCpuPct,
+    otherLoadDuringCores: w.otherLoadCores,
+    unexpectedCloses: fleet.unexpectedCloses,
+  };
+  const notes = windowNotes(w);
+  if (!drained) notes.push(`${expected - counter.count} deliveries did not arrive within the drain timeout`);
+  return { figures, notes };
+}

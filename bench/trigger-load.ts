@@ -1,0 +1,94 @@
+/**
+ * REST trigger load shared by the delivery scenarios: at a fixed rate (latency), or as fast as the server
+ * accepts with bounded in-flight requests and bounded undelivered fan-out (throughput); then waiting for the
+ * deliveries and turning the counts into figures.
+ */
+import type { DeliveryCounter } from './delivery-counter';
+import { runAtRate, runClosedLoop, waitUntil } from './load-patterns';
+import { cpuPerUnitUs, round, type WindowFigures } from './measure-window';
+import { makePayload, nowUs } from './payload';
+import type { RestClient, SignedRequest } from './rest-client';
+import type { Figure } from './scenario';
+
+/** How long to wait for deliveries after the last trigger before counting the rest as lost. */
+export const DRAIN_TIMEOUT_MS = 15_000;
+
+/** `ratePerSecond` triggers for `durationMs`, each stamped with its send time. Returns triggers sent. */
+export function triggerAtRate(
+  rest: RestClient,
+  channels: (i: number) => string[],
+  ratePerSecond: number,
+  durationMs: number,
+): Promise<number> {
+  return runAtRate(ratePerSecond, durationMs, (i) => rest.post(rest.signTrigger(channels(i), makePayload(nowUs()))));
+}
+
+export interface FlatOutOptions {
+  rest: RestClient;
+  counter: DeliveryCounter;
+  /** Next request to send: signed now (stamped payload) or taken from a pre-signed pool. */
+  next: (i: number) => SignedRequest;
+  /** Deliveries each accepted trigger produces. */
+  fanout: number;
+  /** REST requests in flight at once. */
+  inFlight: number;
+  /**
+   * Accepted triggers whose deliveries may still be on their way before sending pauses; keeps the queue
+   * (and so memory and latency) bounded when the server accepts faster than it delivers.
+   */
+  maxUndelivered: number;
+  durationMs: number;
+}
+
+/** Triggers as fast as they are accepted, within the bounds above. Returns triggers sent. */
+export async function triggerFlatOut(o: FlatOutOptions): Promise<number> {
+  let started = 0;
+  const ready =
+    o.fanout === 0
+      ? undefined
+      : (): boolean => (started - o.rest.failed) * o.fanout - o.counter.count < o.maxUndelivered * o.fanout;
+  await runClosedLoop(
+    o.inFlight,
+    o.durationMs,
+    () => o.rest.post(o.next(started++)),
+    ready,
+  );
+  return started;
+}
+
+/** Waits (bounded) until `expected` deliveries were counted; false when some never came. */
+export function drainDeliveries(counter: DeliveryCounter, expected: number): Promise<boolean> {
+  return waitUntil(() => counter.count >= expected, DRAIN_TIMEOUT_MS);
+}
+
+/**
+ * Standard figures of a delivery window. The delivery rate is taken from the window start to the last
+ * delivery, so waiting for stragglers does not dilute it.
+ */
+export function deliveryFigures(
+  counter: DeliveryCounter,
+  expected: number,
+  window: WindowFigures,
+  windowStartUs: number,
+): Record<string, Figure> {
+  const deliverySpanS = counter.count === 0 ? window.wallS : (counter.lastRecvUs - windowStartUs) / 1e6;
+  return {
+    deliveries: counter.count,
+    expectedDeliveries: expected,
+    lost: Math.max(0, expected - counter.count),
+    deliverySpanS: round(deliverySpanS, 3),
+    deliveriesPerS: round(counter.count / deliverySpanS, 0),
+    serverCpuS: window.serverCpuS,
+    serverCpuPct: window.serverCpuPct,
+    cpuPerDeliveryUs: cpuPerUnitUs(window.serverCpuS, counter.count),
+    latencyP50Ms: roundOrNull(counter.latency.quantileMs(0.5)),
+    latencyP99Ms: roundOrNull(counter.latency.quantileMs(0.99)),
+    latencyMaxMs: roundOrNull(counter.latency.maxMs()),
+    generatorCpuPct: window.generatorCpuPct,
+    otherLoadDuringCores: window.otherLoadCores,
+  };
+}
+
+function roundOrNull(v: number | null): number | null {
+  return v === null ? null : round(v, 2);
+}

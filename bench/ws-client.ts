@@ -1,0 +1,341 @@
+/**
+ * A deliberately small Pusher WebSocket client over `node:net`, cheap enough that one generator core can
+ * hold 20,000 sockets and count hundreds of thousands of deliveries per second.
+ *
+ * RFC 6455 in brief: the client sends an HTTP/1.1 Upgrade with a random `Sec-WebSocket-Key` and the server
+ * answers 101 with `Sec-WebSocket-Accept = base64(sha1(key + GUID))` (§4.2.2). Frames are
+ * `FIN|opcode`, `MASK|len7`, then a 16- or 64-bit length when len7 is 126 or 127 (§5.2). Client→server
+ * frames must be masked, server→client frames must not be (§5.1). No extension is offered, so frames arrive
+ * uncompressed.
+ *
+ * Deliveries are recognised by a byte search for the payload marker (payload.ts); only the rare control
+ * events (connection_established, subscription_succeeded, errors) are parsed as JSON.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { findSentUs, nowUs } from './payload';
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+// One handshake key per generator process: servers do not track keys, and a fixed key lets the expected
+// accept value be computed once instead of once per socket.
+const HANDSHAKE_KEY = randomBytes(16).toString('base64');
+const EXPECTED_ACCEPT = createHash('sha1').update(HANDSHAKE_KEY + WS_GUID).digest('base64');
+const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
+const EVENT_FIELD = Buffer.from('"event":"', 'latin1');
+const CHANNEL_FIELD = Buffer.from('"channel":"', 'latin1');
+
+/** One read buffer for every socket (see `connect`); 64 KB is what libuv would allocate per read anyway. */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+const OP_CONTINUATION = 0x0;
+const OP_TEXT = 0x1;
+const OP_CLOSE = 0x8;
+const OP_PING = 0x9;
+
+/** What a connection reports to whoever counts. Called synchronously from the socket's data handler. */
+export interface WsEvents {
+  /** A benchmark event arrived; `sentUs`/`recvUs` are generator-clock microseconds. */
+  onDelivery(sentUs: number, recvUs: number): void;
+  /** Any other event by name (e.g. `pusher_internal:member_added`). */
+  onOtherEvent?(name: string): void;
+  /** The socket closed; `expected` is false unless `close()` was called. */
+  onClose?(client: WsClient, expected: boolean): void;
+}
+
+export interface WsConnectOptions {
+  host: string;
+  port: number;
+  /** Request path incl. query, e.g. `/app/KEY?protocol=7&client=js&version=8.4.0`. */
+  path: string;
+  localAddress?: string;
+  timeoutMs: number;
+  events: WsEvents;
+}
+
+interface Pending {
+  resolve(): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** One Pusher protocol connection. Create with `WsClient.connect`. */
+export class WsClient {
+  /** `socket_id` from `pusher:connection_established`. */
+  socketId = '';
+  closed = false;
+  /** WebSocket close code sent by the server, if any. */
+  closeCode: number | null = null;
+
+  private upgraded = false;
+  private rest: Buffer | null = null;
+  private fragments: Buffer[] | null = null;
+  private expectedClose = false;
+  private pendingOpen: Pending | null = null;
+  private pendingSub: (Pending & { channel: string }) | null = null;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly events: WsEvents,
+  ) {}
+
+  /** Opens a socket and resolves once the server sent `pusher:connection_established`. */
+  static connect(opts: WsConnectOptions): Promise<WsClient> {
+    // `onread` hands each read to us in one shared buffer: no Buffer allocation and no stream machinery
+    // per read, which is most of the generator's cost per delivery. Safe because frames are handled
+    // synchronously and any partial frame is copied out before the next read.
+    let client: WsClient | null = null;
+    const socket = netConnect({
+      host: opts.host,
+      port: opts.port,
+      localAddress: opts.localAddress,
+      onread: {
+        buffer: SHARED_READ_BUFFER,
+        callback: (bytes: number) => {
+          client?.onData(SHARED_READ_BUFFER, bytes);
+          return true;
+        },
+      },
+    });
+    client = new WsClient(socket, opts.events);
+    socket.setNoDelay(true);
+    const c = client;
+    return new Promise<WsClient>((resolve, reject) => {
+      c.pendingOpen = {
+        resolve: () => resolve(c),
+        reject,
+        timer: setTimeout(() => c.fail(new Error(`connect timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs),
+      };
+      socket.on('connect', () => {
+        socket.write(
+          `GET ${opts.path} HTTP/1.1\r\nHost: ${opts.host}:${opts.port}\r\nUpgrade: websocket\r\n` +
+            `Connection: Upgrade\r\nSec-WebSocket-Key: ${HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        );
+      });
+      socket.on('error', (err) => c.fail(err));
+      socket.on('close', () => c.onSocketClose());
+    });
+  }
+
+  /** Sends `pusher:subscribe` and resolves on `pusher_internal:subscription_succeeded` for that channel. */
+  subscribe(channel: string, timeoutMs: number, auth?: string, channelData?: string): Promise<void> {
+    if (this.pendingSub !== null) return Promise.reject(new Error('one subscription at a time per connection'));
+    const data: Record<string, string> = { channel };
+    if (auth !== undefined) data.auth = auth;
+    if (channelData !== undefined) data.channel_data = channelData;
+    return new Promise<void>((resolve, reject) => {
+      this.pendingSub = {
+        channel,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.rejectSub(new Error(`subscribe ${channel} timed out after ${timeoutMs} ms`)), timeoutMs),
+      };
+      this.sendText(JSON.stringify({ event: 'pusher:subscribe', data }));
+    });
+  }
+
+  /** Closes without a closing handshake: the harness only tears down, it does not test close semantics. */
+  close(): void {
+    this.expectedClose = true;
+    this.socket.destroy();
+  }
+
+  private sendText(text: string): void {
+    if (this.closed) return;
+    this.socket.write(maskedFrame(OP_TEXT, Buffer.from(text, 'utf8')));
+  }
+
+  /** Receives one read of `chunkLen` bytes in `chunk`, the shared read buffer: nothing may keep it. */
+  private onData(chunk: Buffer, chunkLen: number): void {
+    // Every frame in one read arrived at the same moment; stamping once per chunk keeps the clock call off
+    // the per-frame path.
+    const recvUs = nowUs();
+    let buf = chunk;
+    let len = chunkLen;
+    if (this.rest !== null) {
+      buf = Buffer.concat([this.rest, chunk.subarray(0, chunkLen)]);
+      len = buf.length;
+      this.rest = null;
+    }
+    let off = 0;
+    if (!this.upgraded) {
+      const end = buf.subarray(0, len).indexOf(HEADER_END);
+      if (end < 0) {
+        this.rest = Buffer.from(buf.subarray(0, len));
+        return;
+      }
+      const head = buf.toString('latin1', 0, end);
+      if (!/^HTTP\/1\.1 101 /.test(head)) {
+        this.fail(new Error(`handshake refused: ${head.split('\r\n', 1)[0]}`));
+        return;
+      }
+      const accept = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(head);
+      if (accept === null || accept[1] !== EXPECTED_ACCEPT) {
+        this.fail(new Error('handshake: wrong Sec-WebSocket-Accept'));
+        return;
+      }
+      this.upgraded = true;
+      off = end + HEADER_END.length;
+    }
+    while (len - off >= 2) {
+      const b0 = buf[off];
+      const b1 = buf[off + 1];
+      if ((b1 & 0x80) !== 0) {
+        this.fail(new Error('server sent a masked frame (RFC 6455 §5.1)'));
+        return;
+      }
+      let payloadLen = b1 & 0x7f;
+      let header = 2;
+      if (payloadLen === 126) {
+        if (len - off < 4) break;
+        payloadLen = buf.readUInt16BE(off + 2);
+        header = 4;
+      } else if (payloadLen === 127) {
+        if (len - off < 10) break;
+        payloadLen = buf.readUInt32BE(off + 2) * 2 ** 32 + buf.readUInt32BE(off + 6);
+        header = 10;
+      }
+      if (len - off < header + payloadLen) break;
+      const start = off + header;
+      off = start + payloadLen;
+      this.onFrame(b0, buf, start, off, recvUs);
+      if (this.closed) return;
+    }
+    // Copy the tail so that a partial frame does not pin a whole 64 KB read buffer per idle socket.
+    if (off < len) this.rest = Buffer.from(buf.subarray(off, len));
+  }
+
+  private onFrame(b0: number, buf: Buffer, start: number, end: number, recvUs: number): void {
+    const fin = (b0 & 0x80) !== 0;
+    const opcode = b0 & 0x0f;
+    if (opcode === OP_TEXT || opcode === OP_CONTINUATION) {
+      if (!fin || this.fragments !== null) {
+        (this.fragments ??= []).push(Buffer.from(buf.subarray(start, end)));
+        if (!fin) return;
+        const whole = Buffer.concat(this.fragments);
+        this.fragments = null;
+        this.onText(whole, 0, whole.length, recvUs);
+        return;
+      }
+      this.onText(buf, start, end, recvUs);
+    } else if (opcode === OP_PING) {
+      this.socket.write(maskedFrame(0xa, Buffer.from(buf.subarray(start, end))));
+    } else if (opcode === OP_CLOSE) {
+      this.closeCode = end - start >= 2 ? buf.readUInt16BE(start) : 1005;
+      this.socket.destroy();
+    }
+    // Binary and pong frames carry nothing the benchmark counts.
+  }
+
+  private onText(buf: Buffer, start: number, end: number, recvUs: number): void {
+    const sentUs = findSentUs(buf, start, end);
+    if (sentUs >= 0) {
+      this.events.onDelivery(sentUs, recvUs);
+      return;
+    }
+    const name = readStringField(buf, start, end, EVENT_FIELD);
+    switch (name) {
+      case 'pusher:connection_established':
+        this.onEstablished(buf.toString('utf8', start, end));
+        return;
+      case 'pusher_internal:subscription_succeeded': {
+        const sub = this.pendingSub;
+        if (sub !== null && readStringField(buf, start, end, CHANNEL_FIELD) === sub.channel) {
+          clearTimeout(sub.timer);
+          this.pendingSub = null;
+          sub.resolve();
+        }
+        return;
+      }
+      case 'pusher:subscription_error':
+      case 'pusher:error': {
+        const text = buf.toString('utf8', start, Math.min(end, start + 300));
+        if (this.pendingSub !== null) this.rejectSub(new Error(`${name}: ${text}`));
+        else if (this.pendingOpen !== null) this.fail(new Error(`${name}: ${text}`));
+        return;
+      }
+      case 'pusher:ping':
+        this.sendText('{"event":"pusher:pong","data":{}}');
+        return;
+      default:
+        if (name !== null) this.events.onOtherEvent?.(name);
+    }
+  }
+
+  private onEstablished(text: string): void {
+    const open = this.pendingOpen;
+    if (open === null) return;
+    const msg = JSON.parse(text) as { data?: unknown };
+    const data = (typeof msg.data === 'string' ? JSON.parse(msg.data) : msg.data) as { socket_id?: unknown };
+    if (typeof data?.socket_id !== 'string') {
+      this.fail(new Error(`connection_established without socket_id: ${text.slice(0, 200)}`));
+      return;
+    }
+    this.socketId = data.socket_id;
+    clearTimeout(open.timer);
+    this.pendingOpen = null;
+    open.resolve();
+  }
+
+  private rejectSub(err: Error): void {
+    const sub = this.pendingSub;
+    if (sub === null) return;
+    clearTimeout(sub.timer);
+    this.pendingSub = null;
+    sub.reject(err);
+  }
+
+  /** Tears the socket down and rejects whatever is still waiting. */
+  private fail(err: Error): void {
+    const open = this.pendingOpen;
+    if (open !== null) {
+      clearTimeout(open.timer);
+      this.pendingOpen = null;
+      open.reject(err);
+    }
+    this.rejectSub(err);
+    this.socket.destroy();
+  }
+
+  private onSocketClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const why = new Error(`socket closed${this.closeCode === null ? '' : ` with code ${this.closeCode}`}`);
+    this.fail(why);
+    this.events.onClose?.(this, this.expectedClose);
+  }
+}
+
+/** A masked client frame (RFC 6455 §5.3): payload XOR a fresh 4-byte key. */
+function maskedFrame(opcode: number, payload: Buffer): Buffer {
+  const len = payload.length;
+  const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const out = Buffer.allocUnsafe(header + 4 + len);
+  out[0] = 0x80 | opcode;
+  if (len < 126) {
+    out[1] = 0x80 | len;
+  } else if (len < 65536) {
+    out[1] = 0x80 | 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 0x80 | 127;
+    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    out.writeUInt32BE(len >>> 0, 6);
+  }
+  const maskAt = header;
+  randomBytes(4).copy(out, maskAt);
+  for (let i = 0; i < len; i++) out[maskAt + 4 + i] = payload[i] ^ out[maskAt + (i & 3)];
+  return out;
+}
+
+/**
+ * Value of a top-level `"field":"…"` string in a JSON frame, found by byte search. Valid for the fields
+ * read here (event and channel names), which never contain quotes or escapes; null when absent.
+ */
+function readStringField(buf: Buffer, start: number, end: number, field: Buffer): string | null {
+  const at = buf.indexOf(field, start);
+  if (at < 0 || at >= end) return null;
+  const from = at + field.length;
+  const to = buf.indexOf(0x22, from);
+  if (to < 0 || to > end) return null;
+  return buf.toString('latin1', from, to);
+}
