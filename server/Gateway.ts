@@ -29,6 +29,7 @@ import type { AppOptions, HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
 import type { StateTransition } from './state/StateTransition';
 import { Connection } from './ws/Connection';
+import { textFrame } from './ws/frame';
 import { ConnectionsPerIp } from './ws/ConnectionsPerIp';
 import { originAllowed } from './ws/origin';
 import { configDefault } from './options/config-default';
@@ -567,15 +568,15 @@ export class Gateway {
       return;
     }
     if (msg.frame === undefined) return;
-    // Encoded to bytes once; every socket gets the same buffer.
-    const bytes = Buffer.from(msg.frame);
+    // Framed once; every socket gets the same bytes.
+    const framed = textFrame(msg.frame);
     let n = 0;
     for (const conn of subs) {
       if (conn.socketId === msg.except) continue;
-      conn.send(bytes);
+      conn.sendFramed(framed, msg.frame);
       n++;
     }
-    this.emit('delivered', msg.appId, msg.channel, n, bytes.length);
+    this.emit('delivered', msg.appId, msg.channel, n, framed.length);
   }
 
   // ---------------------------------------------------------------- REST-facing operations

@@ -1,4 +1,11 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+
+/** The parts of ws 8's WebSocket that `sendFramed` relies on; test/unit/ws-frame.test.ts pins them. */
+export interface WsInternals {
+  _socket: Socket;
+  _sender: { _state: number; _queue: unknown[] };
+}
 import type { AppOptions } from '../options/Options';
 
 /**
@@ -39,9 +46,21 @@ export class Connection {
     this.openedAt = this.lastSeen = Date.now();
   }
 
-  /** Writes a text frame. `data` may be a Buffer encoded once for many recipients. */
+  /** Writes one text frame to this socket alone. */
   send(data: string | Buffer): void {
     if (this.closing || this.ws.readyState !== 1) return;
     this.ws.send(data, { binary: false });
+  }
+
+  /**
+   * Writes a frame built once for many recipients (`textFrame`). While ws's sender is idle it would write
+   * exactly these bytes to the socket itself, so they go straight there; when it is busy (a frame of its
+   * own still pending), `text` goes through ws.send so frames never interleave.
+   */
+  sendFramed(framed: Buffer, text: string): void {
+    if (this.closing || this.ws.readyState !== 1) return;
+    const ws = this.ws as unknown as WsInternals;
+    if (ws._sender._state === 0 && ws._sender._queue.length === 0) ws._socket.write(framed);
+    else this.ws.send(text);
   }
 }
