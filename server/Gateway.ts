@@ -29,7 +29,7 @@ import type { AppOptions, HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
 import type { StateTransition } from './state/StateTransition';
 import { Connection } from './ws/Connection';
-import { textFrame } from './ws/frame';
+import { payloadBytes, textFrame } from './ws/frame';
 import { ConnectionsPerIp } from './ws/ConnectionsPerIp';
 import { originAllowed } from './ws/origin';
 import { configDefault } from './options/config-default';
@@ -576,7 +576,7 @@ export class Gateway {
       conn.sendFramed(framed, msg.frame);
       n++;
     }
-    this.emit('delivered', msg.appId, msg.channel, n, framed.length);
+    this.emit('delivered', msg.appId, msg.channel, n, payloadBytes(framed));
   }
 
   // ---------------------------------------------------------------- REST-facing operations

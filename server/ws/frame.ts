@@ -21,3 +21,8 @@ export function textFrame(text: string): Buffer {
   frame.write(text, header, 'utf8');
   return frame;
 }
+
+/** The payload size of a frame built by `textFrame`, for byte counters that count payloads, as received ones do. */
+export function payloadBytes(frame: Buffer): number {
+  return frame.length - (frame[1] === 126 ? 4 : frame[1] === 127 ? 10 : 2);
+}

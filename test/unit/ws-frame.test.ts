@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { textFrame } from '../../server/ws/frame';
+import { payloadBytes, textFrame } from '../../server/ws/frame';
 import type { WsInternals } from '../../server/ws/Connection';
 
 // ws's own framer, untyped in @types/ws.
@@ -15,6 +15,7 @@ test('textFrame writes exactly the bytes ws writes for a server text frame, at e
       const ours = textFrame(text);
       const theirs = Buffer.concat(Sender.frame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }));
       assert.ok(ours.equals(theirs), `length ${Buffer.byteLength(text)}`);
+      assert.equal(payloadBytes(ours), Buffer.byteLength(text));
     }
   }
 });
