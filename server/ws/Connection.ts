@@ -15,8 +15,11 @@ import type { AppOptions } from '../options/Options';
 export class Connection {
   /** channel → the presence user id this socket joined as, or null for other channel kinds. */
   readonly channels = new Map<string, string | null>();
-  /** Hidden routing channels (`#user:{id}`, `#watch:{id}`) this socket receives. */
-  readonly hidden: string[] = [];
+  /**
+   * Hidden routing channels (`#user:{id}`, `#watch:{id}`) this socket receives; null until the first (most
+   * sockets never sign in, and an empty array per idle socket is 32 bytes).
+   */
+  hidden: string[] | null = null;
   /** Signed-in user (`pusher:signin`), or null. */
   userId: string | null = null;
   userData: string | null = null;
@@ -32,8 +35,11 @@ export class Connection {
   established = false;
   /** Set when the gateway has started tearing the connection down. */
   closing = false;
-  /** Serialises this socket's messages: a subscribe finishes before the next message is handled. */
-  tail: Promise<void> = Promise.resolve();
+  /**
+   * Serialises this socket's messages: a subscribe finishes before the next message is handled. The last
+   * queued task's promise, or null once the queue has run dry (no settled promise kept per idle socket).
+   */
+  tail: Promise<void> | null = null;
 
   constructor(
     readonly ws: WebSocket,

@@ -1,5 +1,8 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
+import type { WebSocket } from 'ws';
 import type { Gateway } from '../Gateway';
 
 /**
@@ -8,6 +11,12 @@ import type { Gateway } from '../Gateway';
  */
 export async function websocketPlugin(fastify: FastifyInstance, opts: { gateway: Gateway; maxMessageBytes: number }): Promise<void> {
   const { gateway } = opts;
+  const log = fastify.log;
+  // One listener for every socket, as @fastify/websocket's default error handler does: log, then terminate.
+  function onSocketError(this: WebSocket, err: Error): void {
+    log.error({ err }, 'websocket error');
+    this.terminate();
+  }
   await fastify.register(websocket, {
     options: {
       maxPayload: opts.maxMessageBytes,
@@ -21,6 +30,14 @@ export async function websocketPlugin(fastify: FastifyInstance, opts: { gateway:
     { websocket: true },
     (socket, request) => {
       const q = request.query;
+      // Let the upgrade request go once the handshake is read. @fastify/websocket leaves the upgrade's
+      // ServerResponse assigned to the TCP socket and a per-socket error closure over the request and reply,
+      // which would keep the whole request (headers, fastify Request/Reply, a child logger: ~3 KB) alive for
+      // the life of every connection.
+      const raw = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
+      raw._httpMessage?.detachSocket(raw);
+      socket.removeAllListeners('error');
+      socket.on('error', onSocketError);
       gateway.accept(socket, {
         appKey: request.params.key,
         protocol: q.protocol,
