@@ -154,19 +154,36 @@ export class HeraldServer {
 
   private async doStop(): Promise<void> {
     const deadline = Date.now() + this.options.shutdownGraceMs;
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, this.options.shutdownGraceMs).unref());
-    await Promise.race([
-      (async () => {
-        await this.gateway.drain();
-        await this.http.close();
-      })(),
-      grace,
-    ]);
+    const left = () => Math.max(0, deadline - Date.now());
+    // Every step gets what is left of the grace (the backends at least a moment), so stop() always
+    // returns: a step that hangs (a peer that never answers, a broker that is gone) is logged and left.
+    const step = async (name: string, work: () => Promise<unknown> | undefined, ms: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), ms);
+        timer.unref();
+      });
+      const done = Promise.resolve(work()).then(
+        () => 'done' as const,
+        (err: unknown) => {
+          this.log.error({ err, step: name }, 'shutdown step failed');
+          return 'done' as const;
+        },
+      );
+      if ((await Promise.race([done, late])) === 'late') this.log.warn({ step: name, graceMs: this.options.shutdownGraceMs }, 'shutdown step did not finish in time');
+      clearTimeout(timer);
+    };
+    await step('drain', async () => {
+      await this.gateway.drain();
+      await this.http.close();
+    }, left());
+    // Whatever still holds the HTTP server open (a slow request, a stream) ends here.
+    this.http.server.closeAllConnections();
     // Sends in flight get the rest of the grace; unsent deliveries are released for the next start.
-    await this.push?.stop(deadline);
+    await step('push', () => this.push?.stop(deadline), left());
     // Before the state stops: pending channel_vacated / member_removed take their marks there.
-    await this.webhooks.stop(deadline);
-    await this.gateway.stop();
+    await step('webhooks', () => this.webhooks.stop(deadline), left());
+    await step('backends', () => this.gateway.stop(), Math.max(1000, left()));
   }
 }
 

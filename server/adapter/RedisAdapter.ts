@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Cluster } from 'ioredis';
-import { connectWithin, createRedisClient, isConnectionError, isReady, type RedisClient, type RedisSpec } from '../cluster/redis-connection';
+import { connectWithin, createRedisClient, isConnectionError, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import { redisKeys, type RedisKeys } from '../cluster/redis-keys';
 import type { Adapter, AdapterMessage, MessageHandler } from './Adapter';
 
@@ -130,7 +130,7 @@ export class RedisAdapter implements Adapter {
     for (const r of this.routes.values()) if (r.timer) clearTimeout(r.timer);
     this.routes.clear();
     for (const w of this.syncWaiters.splice(0)) w();
-    await Promise.all([this.pub, this.sub].map((c) => c.quit().catch(() => c.disconnect())));
+    await Promise.all([this.pub, this.sub].map((c) => closeRedis(c)));
   }
 
   healthy(): boolean {

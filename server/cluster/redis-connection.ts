@@ -197,3 +197,24 @@ export async function connectWithin(client: RedisClient, ms: number): Promise<vo
     clearTimeout(timer);
   }
 }
+
+/**
+ * Closes a client without hanging. QUIT lets pending replies finish, but on a connection that is not
+ * ready ioredis queues it behind the offline queue until a reconnect that may never come (Redis down at
+ * shutdown): then, or when QUIT takes longer than `graceMs`, the connection is simply dropped.
+ */
+export async function closeRedis(client: RedisClient, graceMs = 1000): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, graceMs);
+    timer.unref();
+  });
+  await Promise.race([client.quit().then(() => undefined, () => undefined), late]);
+  clearTimeout(timer);
+  // QUIT may have timed out, or not been sent at all: make sure the socket is gone either way.
+  if ((client.status as string) !== 'end') client.disconnect();
+}

@@ -18,7 +18,7 @@
  * A node that dies holding claims loses nothing: their scores are the lease's end, so they come due again.
  */
 import type { Logger } from 'pino';
-import { connectWithin, createRedisClient, type RedisClient, type RedisSpec } from '../cluster/redis-connection';
+import { connectWithin, createRedisClient, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import type { Urgency } from './PushSender';
 import type {
   AddInterestResult,
@@ -116,7 +116,7 @@ export class RedisPushStore implements PushStore {
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 
   // ---------------------------------------------------------------- VAPID keys

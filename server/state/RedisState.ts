@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { connectWithin, createRedisClient, describeRedis, isReady, type RedisClient, type RedisSpec } from '../cluster/redis-connection';
+import { connectWithin, createRedisClient, describeRedis, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import { groupId, parseGroupId, redisKeys, type RedisKeys, type ShareGroup } from '../cluster/redis-keys';
 import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
 import { LocalState } from './LocalState';
@@ -137,7 +137,7 @@ export class RedisState implements ClusterState {
       }
     }
     this.registered = false;
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 
   /** Drops the connection without leaving the cluster, as a crash would (the others then remove this node). */
