@@ -26,9 +26,10 @@ export class MeasureWindow {
   private readonly startMs = performance.now();
   private readonly other: OtherLoadWindow;
 
-  constructor(pid: number | null) {
+  /** `alsoPartOfTheRun`: helper processes of the harness (e.g. a local push endpoint), not "other load". */
+  constructor(pid: number | null, alsoPartOfTheRun: number[] = []) {
     this.server = pid === null ? null : new CpuWindow(pid);
-    this.other = new OtherLoadWindow(pid === null ? [process.pid] : [process.pid, pid]);
+    this.other = new OtherLoadWindow([process.pid, ...(pid === null ? [] : [pid]), ...alsoPartOfTheRun]);
   }
 
   /** Start of the window on the generator clock, in µs (same clock as payload timestamps). */

@@ -30,7 +30,9 @@ const SCENARIO_LIMIT_MS = { full: 240_000, smoke: 60_000 };
 const LARGEST_FLEET = 19_500;
 
 /** Teardowns of the scenario that is running, for the SIGINT path. */
-const activeCleanups: (() => void)[] = [];
+const activeCleanups: (() => void | Promise<void>)[] = [];
+/** Upper bound on one teardown (e.g. stopping a node and deleting its Redis keys). */
+const CLEANUP_LIMIT_MS = 20_000;
 
 function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
@@ -76,9 +78,11 @@ async function main(): Promise<number> {
   const outcomes: Outcome[] = [];
   for (const scenario of scenarios) {
     for (const target of targets) {
-      const outcome = scenario.skipped
-        ? { scenario: scenario.name, target, status: 'skipped' as const, figures: {}, notes: [], reason: scenario.skipped }
-        : await runScenario(scenario, target, opts, launch);
+      const skipped = scenario.skipped ?? scenario.skipTargets?.[target];
+      const outcome =
+        skipped !== undefined
+          ? { scenario: scenario.name, target, status: 'skipped' as const, figures: {}, notes: [], reason: skipped }
+          : await runScenario(scenario, target, opts, launch);
       outcomes.push(outcome);
       printOutcome(outcome, scale);
     }
@@ -108,11 +112,19 @@ async function runScenario(scenario: Scenario, target: string, opts: BenchOption
   let server: ServerUnderTest | null = null;
   activeCleanups.length = 0;
   try {
-    server = await startServer(target, opts, launch);
+    server = await startServer(target, opts, launch, scenario);
     if (server.pid !== null) say(`server pid ${server.pid} on CPUs ${processAllowedCpus(server.pid)}`);
     const otherLoad = await waitForQuietMachine(server.pid, opts.smoke ? QUIET_ATTEMPTS.smoke : QUIET_ATTEMPTS.full, say);
     const ctx: ScenarioContext = {
       server,
+      target,
+      startNode: async (node) => {
+        if (opts.external !== null) throw new Error('an external target cannot start more nodes');
+        const extra =
+          (target as TargetName) === 'soketi' ? await startSoketi(launch, node.soketiRedis ?? null) : await startHerald(launch, node.herald);
+        activeCleanups.push(() => extra.stop());
+        return extra;
+      },
       smoke: opts.smoke,
       count: (full, smoke, min = 1) => (opts.smoke ? smoke : Math.max(min, Math.round(full * opts.scale))),
       durationMs: (fullS, smokeS) => 1000 * (opts.smoke ? smokeS : (opts.seconds ?? fullS)),
@@ -135,19 +147,25 @@ async function runScenario(scenario: Scenario, target: string, opts: BenchOption
     say(`FAILED: ${reason}`);
     return { scenario: scenario.name, target, status: 'error', figures: {}, notes: [], reason };
   } finally {
-    for (const fn of activeCleanups.splice(0).reverse()) fn();
+    for (const fn of activeCleanups.splice(0).reverse()) {
+      try {
+        await withTimeout(Promise.resolve(fn()), CLEANUP_LIMIT_MS, `a clean-up did not finish within ${CLEANUP_LIMIT_MS / 1000} s`);
+      } catch (err) {
+        say(`clean-up failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     if (server !== null) await server.stop();
     // Whatever a failed start left behind goes too: one server at a time, so anything left is stray.
     killAllServersSync();
   }
 }
 
-function startServer(target: string, opts: BenchOptions, launch: LaunchOptions): Promise<ServerUnderTest> {
+function startServer(target: string, opts: BenchOptions, launch: LaunchOptions, scenario: Scenario): Promise<ServerUnderTest> {
   if (opts.external !== null) {
     const { host, port, pid } = opts.external;
     return Promise.resolve(externalServer(host, port, opts.app, pid));
   }
-  return (target as TargetName) === 'soketi' ? startSoketi(launch) : startHerald(launch);
+  return (target as TargetName) === 'soketi' ? startSoketi(launch) : startHerald(launch, scenario.heraldConfig);
 }
 
 /**
@@ -187,7 +205,16 @@ function installExitHandlers(): void {
     if (interrupted) return;
     interrupted = true;
     log(`${signal}: stopping sockets and servers`);
-    for (const fn of activeCleanups.splice(0).reverse()) fn();
+    // Only the synchronous part of each teardown runs before exit (closing sockets); the processes and
+    // anything registered with onLastResort are dealt with by killAllServersSync.
+    for (const fn of activeCleanups.splice(0).reverse()) {
+      try {
+        const pending = fn();
+        if (pending instanceof Promise) pending.catch(() => undefined);
+      } catch (err) {
+        log(`clean-up failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     killAllServersSync();
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };

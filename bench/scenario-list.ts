@@ -7,8 +7,9 @@ import { connectRate } from './scenarios/connect-rate';
 import { fanout10k, fanout1k, fanout1kMax } from './scenarios/fanout';
 import { idleMemory } from './scenarios/idle-memory';
 import { multiChannel } from './scenarios/multi-channel';
-import { push, redisHop } from './scenarios/not-yet-available';
 import { presenceJoin } from './scenarios/presence-join';
+import { push } from './scenarios/push';
+import { redisHop } from './scenarios/redis-hop';
 import { rest100Subs, restNoSubs } from './scenarios/rest-trigger';
 
 export const SCENARIOS: readonly Scenario[] = [

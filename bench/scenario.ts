@@ -3,7 +3,7 @@
  * drives load, and returns named figures; the runner prints them, tabulates the headline ones and cleans
  * up (servers, sockets, REST agents) whatever happens.
  */
-import type { ServerUnderTest } from './server-process';
+import type { HeraldExtraConfig, ServerUnderTest } from './server-process';
 
 export type Figure = number | string | boolean | null;
 
@@ -20,16 +20,34 @@ export interface Headline {
   label: string;
 }
 
+/** Extra nodes a scenario may start next to `server` (same kind, same CPU pinning). */
+export interface NodeOptions {
+  /** Herald: top-level config merged into the bench config (e.g. `redis`, `redisPrefix`). */
+  herald?: HeraldExtraConfig;
+  /** soketi: join a cluster through Redis pub/sub on this port with this channel prefix. */
+  soketiRedis?: { port: number; prefix: string };
+}
+
 export interface ScenarioContext {
   server: ServerUnderTest;
+  /** `herald`, `soketi` or `external`. */
+  target: string;
+  /**
+   * Starts one more server of the target's kind, pinned like `server`; it is stopped by PID after the
+   * scenario (also on error). Not available for an external target.
+   */
+  startNode(opts: NodeOptions): Promise<ServerUnderTest>;
   /** True for `--smoke`: tiny scale, proves the path works. */
   smoke: boolean;
   /** `full` scaled by `--scale` (at least `min`), or `smoke` when smoke-testing. */
   count(full: number, smoke: number, min?: number): number;
   /** Measured window length in ms: `fullS` (or `--seconds`) / `smokeS`. */
   durationMs(fullS: number, smokeS: number): number;
-  /** Registers a teardown the runner calls after the scenario (also on error), in reverse order. */
-  onCleanup(fn: () => void): void;
+  /**
+   * Registers a teardown the runner calls after the scenario (also on error), in reverse order, awaiting
+   * each. On SIGINT they are called without waiting, before every process is killed.
+   */
+  onCleanup(fn: () => void | Promise<void>): void;
   /** Progress line on stderr. */
   log(message: string): void;
 }
@@ -41,5 +59,9 @@ export interface Scenario {
   headline: Headline[];
   /** When set, the scenario is not run and prints `{"scenario":…,"skipped":…}`; e.g. "needs web push". */
   skipped?: string;
+  /** Per target (`herald`, `soketi`, `external`): why the scenario does not apply to it (printed as skipped). */
+  skipTargets?: Partial<Record<string, string>>;
+  /** Top-level config merged into the bench config of the Herald the runner starts for this scenario. */
+  heraldConfig?: HeraldExtraConfig;
   run(ctx: ScenarioContext): Promise<ScenarioResult>;
 }

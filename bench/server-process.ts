@@ -45,16 +45,50 @@ const STOP_GRACE_MS = 5_000;
  */
 const liveProcesses = new Map<number, () => void>();
 
+/**
+ * Synchronous last-resort clean-ups of things outside processes (e.g. Redis keys of a run), run after every
+ * process above was killed, so that nothing re-creates what they remove.
+ */
+const lastResorts = new Set<() => void>();
+
 /** Kills every server still running (or half started); safe to call from `process.on('exit')`. */
 export function killAllServersSync(): void {
   for (const [pid, kill] of liveProcesses) {
     liveProcesses.delete(pid);
     kill();
   }
+  for (const fn of lastResorts) {
+    lastResorts.delete(fn);
+    fn();
+  }
 }
 
+/**
+ * Remembers a helper process the harness started (e.g. a local push endpoint) so that `killAllServersSync`
+ * kills it by its PID on any exit path. Returns the function that forgets it once it was stopped normally.
+ */
+export function trackProcess(pid: number): () => void {
+  liveProcesses.set(pid, () => killQuietly(pid, 'SIGKILL'));
+  return () => liveProcesses.delete(pid);
+}
+
+/**
+ * Registers a synchronous clean-up for `killAllServersSync` (after the processes are killed). Returns the
+ * function that forgets it once the normal, asynchronous clean-up has done the work.
+ */
+export function onLastResort(fn: () => void): () => void {
+  lastResorts.add(fn);
+  return () => lastResorts.delete(fn);
+}
+
+/**
+ * Top-level config merged into the bench config of a Herald node (e.g. `redis`, `redisPrefix`, `push`).
+ * `port`, `host` and `apps` are the harness's own.
+ */
+export type HeraldExtraConfig = Record<string, unknown>;
+
 /** Starts `node dist/server/main.js` with a per-run data dir and config, pinned to `cpus`. */
-export async function startHerald(opts: LaunchOptions): Promise<ServerUnderTest> {
+export async function startHerald(opts: LaunchOptions, extraConfig: HeraldExtraConfig = {}): Promise<ServerUnderTest> {
   const mainJs = join(opts.repoRoot, 'dist/server/main.js');
   if (!existsSync(mainJs)) throw new Error(`Herald is not built: ${mainJs} is missing (run npm run build)`);
   const port = await freeTcpPort();
@@ -64,10 +98,11 @@ export async function startHerald(opts: LaunchOptions): Promise<ServerUnderTest>
   writeFileSync(
     configPath,
     JSON.stringify({
-      port,
-      host: '127.0.0.1',
       // Sockets are closed before the server is stopped; nothing is in flight worth waiting 10 s for.
       shutdownGraceMs: 1000,
+      ...extraConfig,
+      port,
+      host: '127.0.0.1',
       apps: [
         {
           id: BENCH_APP.appId,
@@ -85,10 +120,13 @@ export async function startHerald(opts: LaunchOptions): Promise<ServerUnderTest>
   );
   const logFd = openSync(logPath, 'a');
   const argv = pinned(opts.cpus, [process.execPath, mainJs]);
+  // HERALD_* variables override the config file (HERALD_REDIS_URL, HERALD_PUSH_SUBJECT…); none may leak in
+  // from the shell that runs the benchmark.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));
   const child = spawn(argv[0], argv.slice(1), {
     cwd: opts.repoRoot,
     env: {
-      ...process.env,
+      ...inherited,
       HERALD_HOST: '127.0.0.1',
       HERALD_PORT: String(port),
       HERALD_DATA_DIR: dataDir,
@@ -110,8 +148,9 @@ export async function startHerald(opts: LaunchOptions): Promise<ServerUnderTest>
     rmSync(dataDir, { recursive: true, force: true });
   });
   const stop = async (): Promise<void> => {
-    liveProcesses.delete(pid);
+    // Forgotten only once gone, so that a SIGINT arriving meanwhile still kills it.
     await stopPid(pid);
+    liveProcesses.delete(pid);
     rmSync(dataDir, { recursive: true, force: true });
   };
   const readyError = await waitReady('127.0.0.1', port, () => exited);
@@ -123,8 +162,15 @@ export async function startHerald(opts: LaunchOptions): Promise<ServerUnderTest>
   return { label: 'herald', host: '127.0.0.1', port, app: BENCH_APP, pid, stop };
 }
 
+/** A soketi node that joins others through Redis pub/sub (its redis adapter) instead of the local adapter. */
+export interface SoketiRedis {
+  port: number;
+  /** `SOKETI_ADAPTER_REDIS_PREFIX`: the pub/sub channels of this cluster only. */
+  prefix: string;
+}
+
 /** Starts soketi through the peer script (which installs it outside the repo), pinned to `cpus`. */
-export async function startSoketi(opts: LaunchOptions): Promise<ServerUnderTest> {
+export async function startSoketi(opts: LaunchOptions, redis: SoketiRedis | null = null): Promise<ServerUnderTest> {
   const port = await freeTcpPort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -138,6 +184,12 @@ export async function startSoketi(opts: LaunchOptions): Promise<ServerUnderTest>
   // The benchmark compares single nodes without webhooks; inherited settings must not change that.
   delete env.PEER_REDIS_PORT;
   delete env.PEER_WEBHOOK_URL;
+  delete env.SOKETI_ADAPTER_REDIS_PREFIX;
+  if (redis !== null) {
+    env.PEER_REDIS_PORT = String(redis.port);
+    // The script passes its environment on to soketi, which reads SOKETI_* settings from it.
+    env.SOKETI_ADAPTER_REDIS_PREFIX = redis.prefix;
+  }
   const home = env.SOKETI_HOME ?? join(homedir(), '.cache/herald-peer-soketi');
   const pidFile = join(home, 'run', `soketi-${port}.pid`);
   // The script also leaves a config and a log per port; each run uses a fresh port, so remove them after.
@@ -159,10 +211,10 @@ export async function startSoketi(opts: LaunchOptions): Promise<ServerUnderTest>
     for (const f of [pidFile, ...leftovers]) rmSync(f, { force: true });
   });
   const stop = async (): Promise<void> => {
-    liveProcesses.delete(pid);
     await run(['bash', opts.soketiScript, 'stop'], env, 30_000);
     // The script waits up to 10 s and then kills; make sure of it anyway, by this PID only.
     await stopPid(pid);
+    liveProcesses.delete(pid);
     for (const f of [pidFile, ...leftovers]) rmSync(f, { force: true });
   };
   const readyError = await waitReady('127.0.0.1', port, () => (isAlive(pid) ? null : 'process exited'));
@@ -206,7 +258,7 @@ function killQuietly(pid: number, signal: NodeJS.Signals | 0): boolean {
 }
 
 /** SIGTERM, wait for a graceful exit, then SIGKILL. */
-async function stopPid(pid: number): Promise<void> {
+export async function stopPid(pid: number): Promise<void> {
   if (!isAlive(pid)) return;
   killQuietly(pid, 'SIGTERM');
   const endMs = performance.now() + STOP_GRACE_MS;
