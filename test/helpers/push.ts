@@ -2,6 +2,7 @@
  * Web Push test helpers: push options for a test node, signed calls to the publish API, device API calls
  * as a browser makes them, and a device registered against a FakePushService subscription.
  */
+import type { PublishStatus } from '../../server/push/PushStore';
 import { restStringToSign } from '../../sdk/protocol';
 import { hmacSha256Hex, md5Hex } from '../../sdk/protocol/node/hmac';
 import type { AppOptions, HeraldOptions, PushOptions } from '../../server/options/Options';
@@ -69,16 +70,8 @@ export async function registerDevice(h: TestHerald, fake: FakePushService, inter
   return { deviceId: r.body.deviceId, sub };
 }
 
-export interface PublishCounts {
-  publishId: string;
-  status: string;
-  targeted: number;
-  sent: number;
-  skippedOnline: number;
-  expired: number;
-  failed: number;
-  pending: number;
-}
+/** What `GET /push/publishes/:id` answers: the store's counts, under the API's `publishId`. */
+export type PublishCounts = Pick<PublishStatus, 'status' | 'targeted' | 'sent' | 'skippedOnline' | 'expired' | 'failed' | 'pending'> & { publishId: string };
 
 /** The publish's status once `done(status)` holds (polls the status API). */
 export async function publishStatus(h: TestHerald, publishId: string, done: (s: PublishCounts) => boolean = (s) => s.status === 'done', timeoutMs = 10000): Promise<PublishCounts> {
