@@ -4,3 +4,4 @@ export * from './messages';
 export * from './close-codes';
 export * from './signing';
 export * from './limits';
+export * from './push-rules';

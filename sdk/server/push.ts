@@ -2,6 +2,7 @@
  * Push publish requests (push.md §1.2, §1.4, adapted to Herald's `/apps/:appId/push/...` routes): body
  * shapes and the checks made before sending. Limits are Beams' (push.md §1.3) and RFC 8030's.
  */
+import { MAX_INTERESTS_PER_PUBLISH, MAX_PUSH_TTL_SECONDS, MAX_USERS_PER_PUBLISH, pushUserIdProblem } from '../protocol';
 import { HeraldInputError } from './errors';
 import { checkInterest } from './validate';
 
@@ -68,20 +69,15 @@ export interface PublishStatus {
   [field: string]: unknown;
 }
 
-export const MAX_INTERESTS_PER_PUBLISH = 100;
-export const MAX_USERS_PER_PUBLISH = 1000;
-/** Web Push services keep messages at most 28 days (push.md §1.3, §2.6). */
-export const MAX_TTL_SECONDS = 2_419_200;
-/** Push user ids (Beams): non-empty, at most 164 characters; channel user ids allow 128. */
-export const MAX_PUSH_USER_ID_LENGTH = 164;
 const URGENCIES = ['very-low', 'low', 'normal', 'high'];
 const TOPIC = /^[A-Za-z0-9_-]{1,32}$/;
 const WEB_FIELDS = ['notification', 'data', 'ttl', 'time_to_live', 'urgency', 'topic'];
 const NOTIFICATION_FIELDS = ['title', 'body', 'icon', 'deep_link', 'hide_if_focused', 'hide_notification_if_site_has_focus'];
 
+/** A push user id by the shared rules (push.md §1.3). */
 export function checkPushUserId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0) throw new HeraldInputError('User ids must be non-empty strings');
-  if (id.length > MAX_PUSH_USER_ID_LENGTH) throw new HeraldInputError(`User id is longer than ${MAX_PUSH_USER_ID_LENGTH} characters`);
+  const problem = pushUserIdProblem(id);
+  if (problem) throw new HeraldInputError(problem);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -113,8 +109,8 @@ export function checkWeb(web: unknown): asserts web is WebPush {
     if ('pusher' in w.data) throw new HeraldInputError('`web.data` may not contain the key "pusher": Herald sets it');
   }
   const ttl = w.ttl ?? w.time_to_live;
-  if (ttl !== undefined && !(Number.isSafeInteger(ttl) && ttl >= 0 && ttl <= MAX_TTL_SECONDS)) {
-    throw new HeraldInputError(`\`web.ttl\` must be whole seconds from 0 to ${MAX_TTL_SECONDS}`);
+  if (ttl !== undefined && !(Number.isSafeInteger(ttl) && ttl >= 0 && ttl <= MAX_PUSH_TTL_SECONDS)) {
+    throw new HeraldInputError(`\`web.ttl\` must be whole seconds from 0 to ${MAX_PUSH_TTL_SECONDS}`);
   }
   if (w.urgency !== undefined && !URGENCIES.includes(w.urgency)) throw new HeraldInputError(`\`web.urgency\` must be one of ${URGENCIES.join(', ')}`);
   if (w.topic !== undefined && !TOPIC.test(w.topic)) throw new HeraldInputError('`web.topic` must be 1-32 base64url characters');

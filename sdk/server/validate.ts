@@ -3,10 +3,11 @@
  * so a bad call fails fast with a clear message instead of a 400 from Herald.
  */
 import {
-  CHANNEL_NAME_CHARS,
   channelNameProblem,
   eventNameProblem,
+  interestNameFault,
   isSocketId,
+  MAX_INTEREST_LENGTH,
   userIdProblem,
   utf8Length,
 } from '../protocol';
@@ -47,13 +48,14 @@ export function checkUserId(id: unknown): asserts id is string {
   if (problem) throw new HeraldInputError(problem);
 }
 
-/** The longest interest name (push.md §1.3): channels allow 200 characters, interests 164. */
-export const MAX_INTEREST_LENGTH = 164;
-
+/** An interest name by the shared rules (push.md §1.3), reported in the SDK's words. */
 export function checkInterest(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) throw new HeraldInputError('Interest names must be non-empty strings');
-  if (name.length > MAX_INTEREST_LENGTH) throw new HeraldInputError(`Interest name is longer than ${MAX_INTEREST_LENGTH} characters: '${name.slice(0, 64)}'`);
-  if (!CHANNEL_NAME_CHARS.test(name)) throw new HeraldInputError(`Interest names may contain only A-Z a-z 0-9 _ - = @ , . ; : '${name.slice(0, 64)}'`);
+  const fault = interestNameFault(name);
+  if (fault === null) return;
+  if (fault === 'empty') throw new HeraldInputError('Interest names must be non-empty strings');
+  const text = (name as string).slice(0, 64);
+  if (fault === 'too-long') throw new HeraldInputError(`Interest name is longer than ${MAX_INTEREST_LENGTH} characters: '${text}'`);
+  throw new HeraldInputError(`Interest names may contain only A-Z a-z 0-9 _ - = @ , . ; : '${text}'`);
 }
 
 /** `info` as the REST API wants it: a comma-separated list of known attributes. */

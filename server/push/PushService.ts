@@ -6,12 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { interestNameProblem, MAX_INTERESTS_PER_DEVICE, MAX_INTERESTS_PER_PUBLISH, pushUserIdProblem } from '../../sdk/protocol';
 import { redisSpec } from '../cluster/redis-connection';
 import { fail } from '../errors';
 import type { AppOptions, HeraldOptions } from '../options/Options';
 import type { ClusterState } from '../state/ClusterState';
 import type { PreparedPush, PushFallback } from './PushFallback';
-import { buildPayload, interestNameProblem, MAX_INTERESTS_PER_DEVICE, MAX_INTERESTS_PER_PUBLISH, parseDeliverAt, parseInterests, parseSubscription, parseUsers, parseWebPush, pushUserIdProblem, type WebPush } from './push-rules';
+import { buildPayload, parseDeliverAt, parseInterests, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
 import { pushHostAllowed, type PushConfig } from './push-config';
 import { checkPushEndpoint, PushSender, type RetryDelayOptions } from './PushSender';
 import type { ClaimedDelivery, PublishKind, PublishRecord, PublishStatus, PushStore } from './PushStore';

@@ -1,28 +1,19 @@
 /**
- * The push API's input rules as pure functions: Beams' limits on interests and users (push.md §1.3), the
- * browser's `PushSubscription` shape, the `web` publish block and the payload a service worker receives
- * (push.md §1.4). Each throws a HeraldError (400, or 413 for a payload that cannot fit one message).
+ * The push API's request parsing: interest and user lists (their rules and Beams' limits, push.md §1.3, are
+ * shared with the SDKs in `sdk/protocol/push-rules`), the browser's `PushSubscription` shape, the `web`
+ * publish block and the payload a service worker receives (push.md §1.4). Each throws a HeraldError (400,
+ * or 413 for a payload that cannot fit one message).
  */
+import { interestNameProblem, MAX_PUSH_TTL_SECONDS, MAX_USERS_PER_PUBLISH, pushUserIdProblem } from '../../sdk/protocol';
 import { HeraldError } from '../errors';
 import { checkPayloadSize, decodeSubscriptionKeys, MAX_PLAINTEXT_BYTES } from './encrypt-payload';
 import type { Urgency } from './PushSender';
 
-/** Longest interest name and user id (Beams). */
-export const MAX_INTEREST_LENGTH = 164;
-/** Interests one device may hold (Beams web SDK `MAX_INTERESTS_NUM`). */
-export const MAX_INTERESTS_PER_DEVICE = 5000;
-/** Interests one publish may name. */
-export const MAX_INTERESTS_PER_PUBLISH = 100;
-/** Users one publish may name. */
-export const MAX_USERS_PER_PUBLISH = 1000;
-/** Longest TTL, 28 days: FCM's cap and web-push's default (push.md §2.6). */
-export const MAX_TTL_SECONDS = 2_419_200;
 /** How far ahead `deliverAt` may be. */
 export const MAX_SCHEDULE_AHEAD_MS = 28 * 24 * 3600 * 1000;
 /** Longest subscription endpoint accepted; real ones are a few hundred characters. */
 export const MAX_ENDPOINT_LENGTH = 2048;
 
-const INTEREST_PATTERN = /^[A-Za-z0-9_\-=@,.;]+$/;
 const TOPIC_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const URGENCIES: ReadonlySet<string> = new Set<Urgency>(['very-low', 'low', 'normal', 'high']);
 
@@ -31,21 +22,6 @@ const bad = (message: string): never => {
 };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Why `name` is not a valid interest, or null. Channel names use the same characters but may be longer. */
-export function interestNameProblem(name: unknown): string | null {
-  if (typeof name !== 'string' || name.length === 0) return 'Interest names must be non-empty strings';
-  if (name.length > MAX_INTEREST_LENGTH) return `Interest name is longer than ${MAX_INTEREST_LENGTH} characters: ${name.slice(0, 32)}…`;
-  if (!INTEREST_PATTERN.test(name)) return `Interest name may only contain A-Z a-z 0-9 _ - = @ , . ; : ${name.slice(0, 64)}`;
-  return null;
-}
-
-/** Why `id` is not a valid push user id, or null. */
-export function pushUserIdProblem(id: unknown): string | null {
-  if (typeof id !== 'string' || id.length === 0) return 'User ids must be non-empty strings';
-  if (id.length > MAX_INTEREST_LENGTH) return `User id is longer than ${MAX_INTEREST_LENGTH} characters`;
-  return null;
-}
 
 /** A list of interests from a request: checked, deduplicated, at most `max`. */
 export function parseInterests(value: unknown, max: number, min = 0): string[] {
@@ -169,8 +145,8 @@ export function parseWebPush(value: unknown, defaultTtl: number): WebPush {
 
   const ttl = value.ttl ?? value.time_to_live;
   if (ttl !== undefined) {
-    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS) {
-      bad(`web.ttl must be a whole number of seconds from 0 to ${MAX_TTL_SECONDS}`);
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_PUSH_TTL_SECONDS) {
+      bad(`web.ttl must be a whole number of seconds from 0 to ${MAX_PUSH_TTL_SECONDS}`);
     }
     out.ttl = ttl as number;
   }

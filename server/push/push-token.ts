@@ -4,7 +4,7 @@
  * `exp` at most 24 h ahead. Pure but for the HMAC; the clock is passed in.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { pushUserIdProblem } from './push-rules';
+import { pushUserIdProblem } from '../../sdk/protocol';
 
 /** Longest lifetime a token may claim (Beams tokens live 24 h). */
 export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;

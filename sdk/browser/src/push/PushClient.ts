@@ -4,7 +4,7 @@
  * subscription as a device, remember the device id and send it when connecting (`device_id`), so Herald
  * does not push a device that has a live connection.
  */
-import { CHANNEL_NAME_CHARS } from '../../../protocol';
+import { interestNameFault, MAX_INTEREST_LENGTH } from '../../../protocol';
 import { DeviceStore } from './device-store';
 
 export interface PushRegisterOptions {
@@ -28,8 +28,6 @@ export class PushError extends Error {
     super(message);
   }
 }
-
-const MAX_INTEREST_LENGTH = 164;
 
 export class PushClient {
   private readonly store: DeviceStore;
@@ -146,7 +144,7 @@ export class PushClient {
 }
 
 function checkInterest(name: string): void {
-  if (typeof name !== 'string' || name === '' || name.length > MAX_INTEREST_LENGTH || !CHANNEL_NAME_CHARS.test(name)) {
+  if (interestNameFault(name) !== null) {
     throw new PushError(`Invalid interest '${String(name)}': 1-${MAX_INTEREST_LENGTH} characters of A-Z a-z 0-9 _ - = @ , . ;`);
   }
 }
