@@ -119,7 +119,9 @@ export async function startHerald(opts: LaunchOptions, extraConfig: HeraldExtraC
     }),
   );
   const logFd = openSync(logPath, 'a');
-  const argv = pinned(opts.cpus, [process.execPath, mainJs]);
+  // BENCH_SERVER_PROF_DIR=dir writes a V8 CPU profile of each Herald server there when it exits.
+  const profDir = process.env.BENCH_SERVER_PROF_DIR;
+  const argv = pinned(opts.cpus, [process.execPath, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), mainJs]);
   // HERALD_* variables override the config file (HERALD_REDIS_URL, HERALD_PUSH_SUBJECT…); none may leak in
   // from the shell that runs the benchmark.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));

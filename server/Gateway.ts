@@ -268,7 +268,9 @@ export class Gateway {
     const e = ERRORS[name];
     const code = closeCodeOf(name);
     // Tear down the shared state now rather than when the peer answers the close frame: a dead peer
-    // never answers, and presence must not wait for ws's 30 s close timeout.
+    // never answers, and presence must not wait for ws's 30 s close timeout. Frames queued before the close
+    // still go first.
+    conn.flush();
     conn.ws.close(code, e.message.slice(0, 120));
     this.enqueue(conn, () => this.teardown(conn, code));
     await conn.tail;
@@ -616,7 +618,7 @@ export class Gateway {
     let n = 0;
     for (const conn of subs) {
       if (conn.socketId === msg.except) continue;
-      conn.sendFramed(framed, msg.frame);
+      conn.sendFramed(framed);
       n++;
     }
     this.emit('delivered', msg.appId, msg.channel, n, payloadBytes(framed));

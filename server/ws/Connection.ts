@@ -7,12 +7,14 @@ export interface WsInternals {
   _sender: { _state: number; _queue: unknown[] };
 }
 import type { AppOptions } from '../options/Options';
+import { scheduleFlush, type Flushable } from './outbox';
+import { payloadBytes } from './frame';
 
 /**
  * One client socket and its protocol state. Kept small on purpose (a gateway holds tens of thousands):
  * no timers or closures per connection; liveness is swept by one timer in the gateway.
  */
-export class Connection {
+export class Connection implements Flushable {
   /** channel → the presence user id this socket joined as, or null for other channel kinds. */
   readonly channels = new Map<string, string | null>();
   /**
@@ -40,6 +42,8 @@ export class Connection {
    * queued task's promise, or null once the queue has run dry (no settled promise kept per idle socket).
    */
   tail: Promise<void> | null = null;
+  /** Pre-built frames queued for this socket in the current turn of the event loop (outbox.ts); null when none. */
+  private queued: Buffer | Buffer[] | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -52,21 +56,47 @@ export class Connection {
     this.openedAt = this.lastSeen = Date.now();
   }
 
-  /** Writes one text frame to this socket alone. */
+  /** Writes one text frame to this socket alone, after whatever fan-out frames it has queued. */
   send(data: string | Buffer): void {
     if (this.closing || this.ws.readyState !== 1) return;
+    this.flush();
     this.ws.send(data, { binary: false });
   }
 
   /**
-   * Writes a frame built once for many recipients (`textFrame`). While ws's sender is idle it would write
-   * exactly these bytes to the socket itself, so they go straight there; when it is busy (a frame of its
-   * own still pending), `text` goes through ws.send so frames never interleave.
+   * Queues a frame built once for many recipients (`textFrame`); every frame queued in this turn of the event
+   * loop goes to the socket in one write (see outbox.ts).
    */
-  sendFramed(framed: Buffer, text: string): void {
+  sendFramed(framed: Buffer): void {
     if (this.closing || this.ws.readyState !== 1) return;
+    const queued = this.queued;
+    if (queued === null) {
+      this.queued = framed;
+      scheduleFlush(this);
+    } else if (Array.isArray(queued)) {
+      queued.push(framed);
+    } else {
+      this.queued = [queued, framed];
+    }
+  }
+
+  /**
+   * Writes the queued frames. While ws's sender is idle it would write exactly these bytes to the socket
+   * itself, so they go straight there; when it is busy (a frame of its own still pending), each payload goes
+   * through ws.send so frames never interleave.
+   */
+  flush(): void {
+    const queued = this.queued;
+    if (queued === null) return;
+    this.queued = null;
+    if (this.ws.readyState !== 1) return;
     const ws = this.ws as unknown as WsInternals;
-    if (ws._sender._state === 0 && ws._sender._queue.length === 0) ws._socket.write(framed);
-    else this.ws.send(text);
+    if (ws._sender._state === 0 && ws._sender._queue.length === 0) {
+      ws._socket.write(Array.isArray(queued) ? Buffer.concat(queued) : queued);
+      return;
+    }
+    for (const framed of Array.isArray(queued) ? queued : [queued]) {
+      this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });
+    }
   }
 }

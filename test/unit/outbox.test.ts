@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket, { WebSocketServer, type ServerOptions } from 'ws';
+import type { AddressInfo } from 'node:net';
+import { Connection, type WsInternals } from '../../server/ws/Connection';
+import { textFrame } from '../../server/ws/frame';
+import type { AppOptions } from '../../server/options/Options';
+
+/** A real server-side socket wrapped in a Connection, and the client that reads what it writes. */
+async function pair(t: { after(fn: () => void): void }, options: ServerOptions = {}) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false, ...options });
+  t.after(() => wss.close());
+  const serverSide = new Promise<WebSocket>((resolve) => wss.on('connection', resolve));
+  await new Promise<void>((resolve) => wss.on('listening', () => resolve()));
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+  t.after(() => client.close());
+  const [ws] = await Promise.all([serverSide, new Promise((resolve) => client.once('open', resolve))]);
+  client.on('error', () => {}); // the last test cuts the connection from the server side
+  const conn = new Connection(ws, '1.1', {} as AppOptions, '127.0.0.1', null);
+  const received: string[] = [];
+  client.on('message', (d: Buffer) => received.push(d.toString()));
+  const receive = async (n: number) => {
+    while (received.length < n) await new Promise((r) => client.once('message', r));
+    return received.slice(0, n);
+  };
+  return { conn, ws, receive };
+}
+
+test('frames queued in one turn of the event loop reach the socket in one write, in order', async (t) => {
+  const { conn, ws, receive } = await pair(t);
+  const socket = (ws as unknown as WsInternals)._socket;
+  let writes = 0;
+  const write = socket.write.bind(socket);
+  socket.write = ((...args: Parameters<typeof socket.write>) => {
+    writes++;
+    return write(...args);
+  }) as typeof socket.write;
+  for (const text of ['a', 'b', 'c']) conn.sendFramed(textFrame(text));
+  assert.equal(writes, 0, 'nothing is written before the turn ends');
+  assert.deepEqual(await receive(3), ['a', 'b', 'c']);
+  assert.equal(writes, 1);
+});
+
+test('a frame sent to one socket alone never overtakes the fan-out frames queued before it', async (t) => {
+  const { conn, receive } = await pair(t);
+  conn.sendFramed(textFrame('fan-out 1'));
+  conn.sendFramed(textFrame('fan-out 2'));
+  conn.send('direct');
+  conn.sendFramed(textFrame('fan-out 3'));
+  assert.deepEqual(await receive(4), ['fan-out 1', 'fan-out 2', 'direct', 'fan-out 3']);
+});
+
+test('while ws is still compressing a frame of its own, queued frames wait behind it instead of interleaving', async (t) => {
+  const { conn, ws, receive } = await pair(t, { perMessageDeflate: { threshold: 0 } });
+  const big = 'x'.repeat(200_000);
+  ws.send(big, { compress: true });
+  assert.notEqual((ws as unknown as WsInternals)._sender._state, 0, 'the sender is busy compressing');
+  conn.sendFramed(textFrame('after 1'));
+  conn.sendFramed(textFrame('after 2'));
+  conn.flush();
+  const got = await receive(3);
+  assert.equal(got[0].length, big.length);
+  assert.deepEqual(got.slice(1), ['after 1', 'after 2']);
+});
+
+test('a closed socket drops its queue without writing', async (t) => {
+  const { conn, ws } = await pair(t);
+  conn.sendFramed(textFrame('late'));
+  ws.terminate();
+  assert.doesNotThrow(() => conn.flush());
+});
