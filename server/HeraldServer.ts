@@ -44,7 +44,7 @@ export interface Backends {
 export class HeraldServer {
   readonly gateway: Gateway;
   readonly http: FastifyInstance;
-  /** Prometheus metrics; webhooks and push report through its methods. */
+  /** Prometheus metrics; push reports through its methods, webhook counters are read when scraped. */
   readonly metrics: Metrics;
   /** The debug console's log; webhooks and push report through `report`, push installs `pushTest`. */
   readonly debugConsole: DebugConsole;
@@ -93,7 +93,7 @@ export class HeraldServer {
     });
     this.http.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `Not found: ${req.method} ${req.url.split('?')[0]}` }));
     // First, so its hooks (request counts, trigger latency) cover every route.
-    this.metrics = new Metrics(this.gateway);
+    this.metrics = new Metrics(this.gateway, this.webhooks);
     const metricsEnabled = options.metricsEnabled ?? configDefault('metricsEnabled');
     if (metricsEnabled) {
       this.gateway.observe(this.metrics);
@@ -106,7 +106,7 @@ export class HeraldServer {
       phase: () => (this.stopping ? 'draining' : this.started ? 'running' : 'starting'),
       memory: () => readMemory(memoryPercent, memoryLimit),
     });
-    this.debugConsole = new DebugConsole(this.gateway, log.child({ component: 'console' }));
+    this.debugConsole = new DebugConsole(this.gateway, log.child({ component: 'console' }), this.webhooks);
     if (options.adminToken) {
       this.gateway.observe(this.debugConsole);
       void this.http.register(consolePlugin, { gateway: this.gateway, debugConsole: this.debugConsole, adminToken: options.adminToken, secureCookie: !!options.tls });

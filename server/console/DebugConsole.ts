@@ -3,6 +3,7 @@ import { channelType } from '../../sdk/protocol';
 import type { Gateway } from '../Gateway';
 import type { GatewayObserver } from '../GatewayObserver';
 import type { AppOptions } from '../options/Options';
+import { emptyWebhookCounters, type WebhookCounters, type WebhookStatsSource } from '../webhooks/WebhookSender';
 import type { Connection } from '../ws/Connection';
 
 /** What the live log shows. `webhook` and `push` entries come from those modules through `report`. */
@@ -45,6 +46,13 @@ export interface EventStream {
   readonly writableLength: number;
 }
 
+/** The counts panel: connections and channels cluster-wide, webhooks this node's. */
+export interface ConsoleStats {
+  connections: number;
+  channels: number;
+  webhooks: WebhookCounters;
+}
+
 /** Sends a test push for the console's form; the push module installs one (`debugConsole.pushTest = …`). */
 export type PushTestHook = (app: AppOptions, body: Record<string, unknown>) => Promise<unknown>;
 
@@ -76,7 +84,19 @@ export class DebugConsole implements GatewayObserver {
   constructor(
     private readonly gateway: Gateway,
     private readonly log: Logger,
+    private readonly webhooks: WebhookStatsSource,
   ) {}
+
+  /**
+   * Connection and channel counts from the shared state, so every node's console shows the same numbers;
+   * webhook counters are this node's (each node sends its own share).
+   */
+  async stats(appId: string): Promise<ConsoleStats> {
+    const [connections, channels] = await Promise.all([this.gateway.state.connectionCount(appId), this.gateway.state.channels(appId, '')]);
+    let visible = 0;
+    for (const name of channels.keys()) if (!name.startsWith('#')) visible++;
+    return { connections, channels: visible, webhooks: this.webhooks.stats().apps[appId] ?? emptyWebhookCounters() };
+  }
 
   /** True while a console is open on `appId`: callers may skip building an entry otherwise. */
   watching(appId: string): boolean {
@@ -142,13 +162,9 @@ export class DebugConsole implements GatewayObserver {
     }
   }
 
-  /** Cluster-wide counts from the shared state, so every node's console shows the same numbers. */
   private async sendStats(appId: string): Promise<void> {
     try {
-      const [connections, channels] = await Promise.all([this.gateway.state.connectionCount(appId), this.gateway.state.channels(appId, '')]);
-      let visible = 0;
-      for (const name of channels.keys()) if (!name.startsWith('#')) visible++;
-      this.broadcast(appId, `event: stats\ndata: ${JSON.stringify({ connections, channels: visible })}\n\n`);
+      this.broadcast(appId, `event: stats\ndata: ${JSON.stringify(await this.stats(appId))}\n\n`);
     } catch (err) {
       this.log.debug({ err, app: appId }, 'console: reading counts failed');
     }

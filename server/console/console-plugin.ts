@@ -136,6 +136,9 @@ export async function consolePlugin(fastify: FastifyInstance, opts: ConsolePlugi
     res.on('close', detach);
   });
 
+  // The same counts the event stream sends every 2 s, for scripts and health checks.
+  fastify.get<AppParams>('/console/api/apps/:appId/stats', async (req) => debugConsole.stats(appOf(req).id));
+
   fastify.post<AppParams>('/console/api/apps/:appId/trigger', async (req) => {
     const app = appOf(req);
     if (!validateEventBody(req.body)) fail('BAD_REQUEST', schemaProblem(validateEventBody.errors));

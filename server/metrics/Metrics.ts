@@ -3,6 +3,7 @@ import { channelType } from '../../sdk/protocol';
 import type { Gateway } from '../Gateway';
 import type { GatewayObserver } from '../GatewayObserver';
 import type { AppOptions } from '../options/Options';
+import { emptyWebhookCounters, type WebhookCounters, type WebhookStatsSource } from '../webhooks/WebhookSender';
 import type { Connection } from '../ws/Connection';
 
 /** How one Web Push send ended (the push sender's outcome kinds, plus `expired` for TTL run out). */
@@ -37,10 +38,11 @@ function processMetrics(): Registry {
  * Hot-path cost is a few counter increments: deliveries are counted once per publish (`delivered` carries
  * the socket count), and gauges (connections, channels, presence members, backend health) are read from
  * the gateway when scraped, not maintained on every change. Gauges are per node: a channel with
- * subscribers on two nodes counts on both.
+ * subscribers on two nodes counts on both. Webhook metrics cost nothing on the delivery path: they are
+ * the sender's own counters, copied when scraped.
  *
- * Other modules report through the methods below the observer section (webhooks, push); a metric whose
- * module is not wired yet stays at zero.
+ * Other modules report through the methods below the observer section (push); a metric whose module is
+ * not wired yet stays at zero.
  */
 export class Metrics implements GatewayObserver {
   readonly registry = new Registry();
@@ -58,13 +60,9 @@ export class Metrics implements GatewayObserver {
   private readonly clientErrors: Counter<'app_id' | 'code'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly triggerLatency: Histogram;
-  private readonly webhookQueue: Gauge;
-  private readonly webhooksSent: Counter<'app_id'>;
-  private readonly webhooksFailed: Counter<'app_id'>;
-  private readonly webhooksDropped: Counter<'app_id'>;
   private readonly pushSends: Counter<'app_id' | 'outcome'>;
 
-  constructor(gateway: Gateway) {
+  constructor(gateway: Gateway, webhooks: WebhookStatsSource) {
     const registers = [this.registry];
     const appIds = () => gateway.apps.all().map((a) => a.id);
 
@@ -135,11 +133,62 @@ export class Metrics implements GatewayObserver {
       buckets: TRIGGER_BUCKETS,
       registers,
     });
-    this.webhookQueue = new Gauge({ name: 'herald_webhook_queue_depth', help: 'Webhook requests waiting to be sent', registers });
-    this.webhooksSent = counter('herald_webhooks_sent_total', 'Webhook requests answered with 2xx', ['app_id']);
-    this.webhooksFailed = counter('herald_webhooks_failed_total', 'Webhook attempts that failed (will be retried)', ['app_id']);
-    this.webhooksDropped = counter('herald_webhooks_dropped_total', 'Webhooks given up (retries exhausted or queue full)', ['app_id']);
+    this.defineWebhookMetrics(gateway, webhooks);
     this.pushSends = counter('herald_push_sends_total', 'Web Push sends, by outcome', ['app_id', 'outcome']);
+  }
+
+  /**
+   * Per app with webhook targets (zero before its first event). Counters are set from the sender's totals
+   * (reset, then one `inc` by the total) since prom-client counters have no `set`.
+   */
+  private defineWebhookMetrics(gateway: Gateway, webhooks: WebhookStatsSource): void {
+    const registers = [this.registry];
+    const webhookApps = (): [string, WebhookCounters][] => {
+      const { apps } = webhooks.stats();
+      const out = new Map<string, WebhookCounters>();
+      for (const app of gateway.apps.all()) if (app.webhooks.length > 0) out.set(app.id, apps[app.id] ?? emptyWebhookCounters());
+      for (const [id, c] of Object.entries(apps)) out.set(id, c);
+      return [...out];
+    };
+    const gauge = (name: string, help: string, read: (c: WebhookCounters) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['app_id'],
+        registers,
+        collect() {
+          for (const [id, c] of webhookApps()) this.set({ app_id: id }, read(c));
+        },
+      });
+    const total = (name: string, help: string, read: (c: WebhookCounters) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['app_id'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [id, c] of webhookApps()) this.inc({ app_id: id }, read(c));
+        },
+      });
+    gauge('herald_webhook_queue_depth', 'Webhook events waiting to be sent on this node (new, or waiting for a retry)', (c) => c.depth - c.inFlight);
+    gauge('herald_webhooks_in_flight', 'Webhook events in requests awaiting their answer on this node', (c) => c.inFlight);
+    total('herald_webhooks_queued_total', 'Webhook events accepted into a queue, once per target', (c) => c.queued);
+    total('herald_webhooks_sent_total', 'Webhook events delivered (answered with 2xx)', (c) => c.sent);
+    total('herald_webhooks_failed_total', 'Webhook requests that failed (timeout, connection error, non-2xx); their events are retried', (c) => c.failed);
+    new Counter({
+      name: 'herald_webhooks_dropped_total',
+      help: 'Webhook events given up: reason="queue_full" (refused, the app\'s queue was full) or "expired" (not delivered in time, or at shutdown)',
+      labelNames: ['app_id', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [id, c] of webhookApps()) {
+          this.inc({ app_id: id, reason: 'queue_full' }, c.dropped);
+          this.inc({ app_id: id, reason: 'expired' }, c.expired);
+        }
+      },
+    });
   }
 
   private app(appId: string): AppCounters {
@@ -212,23 +261,6 @@ export class Metrics implements GatewayObserver {
   }
 
   // ---------------------------------------------------------------- other modules
-
-  /** Webhooks: requests waiting in the queue (set whenever it changes, or before each scrape). */
-  setWebhookQueueDepth(depth: number): void {
-    this.webhookQueue.set(depth);
-  }
-
-  webhookSent(appId: string): void {
-    this.webhooksSent.inc({ app_id: appId });
-  }
-
-  webhookFailed(appId: string): void {
-    this.webhooksFailed.inc({ app_id: appId });
-  }
-
-  webhookDropped(appId: string): void {
-    this.webhooksDropped.inc({ app_id: appId });
-  }
 
   /** Push: one send to one subscription ended with `outcome`. */
   pushSent(appId: string, outcome: PushSendOutcome): void {

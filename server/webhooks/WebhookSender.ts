@@ -68,12 +68,19 @@ export interface WebhookCounters {
   expired: number;
   /** Events waiting or in flight now. */
   depth: number;
+  /** Events in requests awaiting their answer now (part of `depth`). */
+  inFlight: number;
 }
 
 /** Counters summed over all apps, and per app id. */
 export interface WebhookStats {
   total: WebhookCounters;
   apps: Record<string, WebhookCounters>;
+}
+
+/** Reads the counters (metrics and the console, from the webhook observer or the sender itself). */
+export interface WebhookStatsSource {
+  stats(): WebhookStats;
 }
 
 /** Backoff before retry number `failures` (1-based): base·2^(n-1), capped, with jitter. */
@@ -123,8 +130,9 @@ function describeError(err: unknown): string {
   return e.code ? `${e.code}: ${e.message ?? ''}` : (e.message ?? String(err));
 }
 
-function newCounters(): WebhookCounters {
-  return { queued: 0, sent: 0, failed: 0, dropped: 0, expired: 0, depth: 0 };
+/** All counters at zero: an app before its first event. */
+export function emptyWebhookCounters(): WebhookCounters {
+  return { queued: 0, sent: 0, failed: 0, dropped: 0, expired: 0, depth: 0, inFlight: 0 };
 }
 
 /** Queues and delivers webhook events; one {@link AppQueue} per app, made on its first event. */
@@ -164,8 +172,9 @@ export class WebhookSender {
     this.queueOf(app).enqueue(event);
   }
 
+  /** A copy of the counters; cheap enough to call on every metrics scrape. */
   stats(): WebhookStats {
-    const total = newCounters();
+    const total = emptyWebhookCounters();
     const apps: Record<string, WebhookCounters> = {};
     for (const [id, q] of this.queues) {
       apps[id] = { ...q.counters };
@@ -232,7 +241,7 @@ export class WebhookSender {
 
 /** The bounded queue of one app: its targets share the `maxQueue` budget and the counters. */
 class AppQueue {
-  readonly counters = newCounters();
+  readonly counters = emptyWebhookCounters();
   readonly targets: TargetQueue[] = [];
   readonly appId: string;
   private droppedSinceLog = 0;
@@ -491,10 +500,15 @@ class TargetQueue {
     d.attempts++;
     let status = 0;
     let error: string | null = null;
+    // Counted before the outcome is handled: `prune` may shrink `d.entries` after a failure.
+    const events = d.entries.length;
+    this.owner.counters.inFlight += events;
     try {
       status = await postWebhook(this.url, d.bytes, d.request.headers, this.owner.agents, this.settings.timeoutMs, this.abortController.signal);
     } catch (err) {
       error = describeError(err);
+    } finally {
+      this.owner.counters.inFlight -= events;
     }
     if (error === null && status >= 200 && status < 300) return this.succeeded(d);
     this.failedAttempt(d, status, error);

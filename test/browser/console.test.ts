@@ -53,6 +53,9 @@ test('debug console in Chromium: sign in, watch the live log, trigger from the f
   await page.locator('#log-body tr[data-kind="subscribed"]', { hasText: 'orders' }).waitFor();
   await page.locator('#stat-connections', { hasText: /^1$/ }).waitFor();
   await page.locator('#stat-channels', { hasText: /^1$/ }).waitFor();
+  // This app has no webhook targets: its webhook counts are all zero.
+  await page.locator('#stat-webhooks', { hasText: /^0$/ }).waitFor();
+  await page.locator('#stat-webhooks-detail', { hasText: '0 queued · 0 in flight · 0 failed · 0 dropped' }).waitFor();
 
   // An event triggered through the REST API (the real `pusher` package) shows up with its data.
   await serverSdk(h).trigger('orders', 'order-shipped', { id: 42, note: '<img src=x onerror="window.pwned=1">' });

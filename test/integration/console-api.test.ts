@@ -8,6 +8,8 @@ import pino from 'pino';
 import { HeraldServer } from '../../server/HeraldServer';
 import { startHerald, testApp, type TestHerald } from '../helpers/herald';
 import { RawClient, serverSdk } from '../helpers/clients';
+import { WebhookReceiver } from '../helpers/WebhookReceiver';
+import type { WebhookTarget } from '../../server/options/Options';
 
 const TOKEN = 'a-console-token-of-some-length';
 
@@ -181,7 +183,7 @@ test('the event stream carries counts and a live log of connections, subscriptio
   await sse.ready;
   assert.equal(sse.status, 200);
   const stats = await sse.next((m) => m.event === 'stats');
-  assert.deepEqual(stats.data, { connections: 0, channels: 0 });
+  assert.deepEqual(stats.data, { connections: 0, channels: 0, webhooks: { queued: 0, sent: 0, failed: 0, dropped: 0, expired: 0, depth: 0, inFlight: 0 } });
 
   const c = await RawClient.connect(h);
   t.after(() => c.close());
@@ -201,6 +203,32 @@ test('the event stream carries counts and a live log of connections, subscriptio
   await other.ready;
   assert.equal(other.status, 401);
   other.close();
+});
+
+test('stats: the counts of the event stream as JSON, with this node\'s webhook counters', async (t) => {
+  const rx = await WebhookReceiver.start();
+  t.after(() => rx.close());
+  rx.respond = (_r, n) => (n === 0 ? 500 : 200);
+  const target = { url: rx.url(), events: ['channel_occupied'] } as WebhookTarget;
+  const h = await startHerald({ options: { adminToken: TOKEN }, apps: [{ webhooks: [target] }], backends: { webhooks: { backoff: { baseMs: 20 } } } });
+  t.after(() => h.stop());
+  const url = `${h.baseUrl}/console/api/apps/${h.app.id}/stats`;
+  assert.equal((await fetch(url)).status, 401);
+  assert.equal((await fetch(`${h.baseUrl}/console/api/apps/nope/stats`, { headers: bearer })).status, 404);
+
+  const c = await RawClient.connect(h);
+  t.after(() => c.close());
+  c.send({ event: 'pusher:subscribe', data: { channel: 'hooked' } });
+  await c.next('pusher_internal:subscription_succeeded');
+  await rx.waitForEvents(1);
+  await h.server.webhooks.sender.idle();
+  const res = await fetch(url, { headers: bearer });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), {
+    connections: 1,
+    channels: 1,
+    webhooks: { queued: 1, sent: 1, failed: 1, dropped: 0, expired: 0, depth: 0, inFlight: 0 },
+  });
 });
 
 test('refused console requests are logged once each', async (t) => {

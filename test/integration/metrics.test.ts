@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald } from '../helpers/herald';
 import { RawClient, connected, nextEvent, pusherJs, serverSdk } from '../helpers/clients';
+import { WebhookReceiver } from '../helpers/WebhookReceiver';
+import type { WebhookTarget } from '../../server/options/Options';
 
 /** The value of one sample line (`name{labels} value`), or undefined when absent. */
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -53,10 +55,10 @@ test('/metrics counts connections, channels, presence, messages in and out, REST
   assert.ok((sample(text, 'herald_trigger_to_send_seconds_sum') ?? 1) < 1);
   assert.equal(sample(text, 'herald_backend_up', 'component="adapter",backend="local"'), 1);
   assert.equal(sample(text, 'herald_backend_up', 'component="state",backend="local"'), 1);
-  // Modules not wired yet report through the same registry and start at zero.
-  assert.equal(sample(text, 'herald_webhook_queue_depth'), 0);
+  // Declared even when nothing feeds them; an app without webhook targets has no webhook series.
   assert.match(text, /^# TYPE herald_push_sends_total counter$/m);
   assert.match(text, /^# TYPE herald_webhooks_dropped_total counter$/m);
+  assert.equal(sample(text, 'herald_webhook_queue_depth', app), undefined);
   assert.match(text, /^herald_process_resident_memory_bytes \d+/m, 'process metrics, prefixed');
 
   // Metrics observe first, so once this observer has seen both closes the counters have them too.
@@ -77,18 +79,57 @@ test('each server has its own registry; other modules report through Metrics', a
   t.after(() => a.stop());
   const b = await startHerald();
   t.after(() => b.stop());
-  a.server.metrics.webhookSent(a.app.id);
-  a.server.metrics.webhookDropped(a.app.id);
-  a.server.metrics.setWebhookQueueDepth(3);
   a.server.metrics.pushSent(a.app.id, 'gone');
   const ta = await scrape(a.baseUrl);
   const tb = await scrape(b.baseUrl);
-  assert.equal(sample(ta, 'herald_webhooks_sent_total', `app_id="${a.app.id}"`), 1);
-  assert.equal(sample(ta, 'herald_webhooks_dropped_total', `app_id="${a.app.id}"`), 1);
-  assert.equal(sample(ta, 'herald_webhook_queue_depth'), 3);
   assert.equal(sample(ta, 'herald_push_sends_total', `app_id="${a.app.id}",outcome="gone"`), 1);
-  assert.equal(sample(tb, 'herald_webhook_queue_depth'), 0);
-  assert.equal(sample(tb, 'herald_webhooks_sent_total', `app_id="${a.app.id}"`), undefined);
+  assert.equal(sample(tb, 'herald_push_sends_total', `app_id="${a.app.id}",outcome="gone"`), undefined);
+});
+
+test('webhook metrics are read from the sender: queued, in flight, delivered, failed (retried) and dropped, per app', async (t) => {
+  const rx = await WebhookReceiver.start();
+  t.after(() => rx.close());
+  const target = { url: rx.url(), events: ['channel_occupied'] } as WebhookTarget;
+  // One request at a time and room for two events, so one event can wait and a third is refused.
+  const h = await startHerald({ apps: [{ webhooks: [target] }, { webhooks: [target] }, {}], backends: { webhooks: { concurrency: 1, maxQueue: 2, backoff: { baseMs: 20 } } } });
+  t.after(() => h.stop());
+  const [one, two, plain] = h.apps.map((a) => `app_id="${a.id}"`);
+  const names = ['herald_webhook_queue_depth', 'herald_webhooks_in_flight', 'herald_webhooks_queued_total', 'herald_webhooks_sent_total', 'herald_webhooks_failed_total'];
+  const values = (text: string, app: string) => names.map((n) => sample(text, n, app));
+  const dropped = (text: string, app: string) => ['queue_full', 'expired'].map((reason) => sample(text, 'herald_webhooks_dropped_total', `${app},reason="${reason}"`));
+
+  const before = await scrape(h.baseUrl);
+  assert.deepEqual(values(before, one), [0, 0, 0, 0, 0], 'apps with targets start at zero');
+  assert.deepEqual(dropped(before, one), [0, 0]);
+  assert.deepEqual(values(before, plain), names.map(() => undefined), 'an app without targets has no series');
+
+  // The first request gets a 500; its retry is held open until `answer` is called.
+  let answer!: (status: number) => void;
+  const held = new Promise<number>((resolve) => (answer = resolve));
+  rx.respond = (_r, n) => (n === 0 ? 500 : n === 1 ? held : 200);
+  const c = await RawClient.connect(h);
+  t.after(() => c.close());
+  const subscribe = async (channel: string) => {
+    c.send({ event: 'pusher:subscribe', data: { channel } });
+    await c.next('pusher_internal:subscription_succeeded', 5000, channel);
+  };
+  await subscribe('hooked');
+  await rx.waitFor(() => rx.requests.length === 2, 'the retry');
+  // channel_occupied is queued before subscription_succeeded is sent.
+  await subscribe('waiting');
+  await subscribe('refused');
+  const busy = await scrape(h.baseUrl);
+  assert.deepEqual(values(busy, one), [1, 1, 2, 0, 1], 'one waiting, one in flight, two accepted, none sent, one failed attempt');
+  assert.deepEqual(dropped(busy, one), [1, 0], 'the third event found the queue full');
+
+  answer(200);
+  await rx.waitForEvents(2);
+  await h.server.webhooks.sender.idle();
+  const after = await scrape(h.baseUrl);
+  assert.deepEqual(values(after, one), [0, 0, 2, 2, 1]);
+  assert.deepEqual(dropped(after, one), [1, 0]);
+  assert.deepEqual(values(after, two), [0, 0, 0, 0, 0], 'per app');
+  assert.deepEqual(rx.accepted().flatMap((r) => r.body.events.map((e) => e.channel)), ['hooked', 'waiting']);
 });
 
 test('metricsEnabled: false serves no /metrics', async (t) => {

@@ -215,7 +215,7 @@ void test('retry: the receiver fails twice, then accepts; the event is delivered
   assert.deepEqual(verifiedEvents(h, rx), [{ name: 'channel_occupied', channel: 'retried' }]);
   assert.deepEqual(rx.requests.map((r) => r.status), [500, 500, 200]);
   assert.equal(new Set(rx.requests.map((r) => r.rawBody)).size, 1, 'a retry posts the same signed bytes');
-  assert.deepEqual({ ...stats(h), queued: undefined }, { queued: undefined, sent: 1, failed: 2, dropped: 0, expired: 0, depth: 0 });
+  assert.deepEqual({ ...stats(h), queued: undefined }, { queued: undefined, sent: 1, failed: 2, dropped: 0, expired: 0, depth: 0, inFlight: 0 });
 });
 
 void test('timeout: a receiver that does not answer in time is retried', async (t) => {
@@ -294,7 +294,7 @@ void test('a full queue drops and counts, and never holds up sockets', async (t)
   for (let i = 0; i < 30; i++) a.send({ event: 'client-n', channel: 'private-flood', data: { i } });
   for (let i = 0; i < 30; i++) assert.deepEqual((await b.next('client-n')).data, { i });
   await roundTrip(a);
-  assert.deepEqual({ ...stats(h) }, { queued: 5, sent: 0, failed: 0, dropped: 25, expired: 0, depth: 5 });
+  assert.deepEqual({ ...stats(h) }, { queued: 5, sent: 0, failed: 0, dropped: 25, expired: 0, depth: 5, inFlight: 1 }, 'one request (one channel) is held by the receiver');
 
   open();
   await rx.waitForEvents(5);
@@ -362,5 +362,5 @@ void test('an app without webhooks queues nothing', async (t) => {
   await subscribe(plain, c, 'private-anything');
   c.send({ event: 'client-x', channel: 'private-anything', data: {} });
   await roundTrip(c);
-  assert.deepEqual(plain.server.webhooks.stats(), { total: { queued: 0, sent: 0, failed: 0, dropped: 0, expired: 0, depth: 0 }, apps: {} });
+  assert.deepEqual(plain.server.webhooks.stats(), { total: { queued: 0, sent: 0, failed: 0, dropped: 0, expired: 0, depth: 0, inFlight: 0 }, apps: {} });
 });

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { DebugConsole, type EventStream } from '../../server/console/DebugConsole';
 import type { Gateway } from '../../server/Gateway';
 import { LocalState } from '../../server/state/LocalState';
+import { emptyWebhookCounters } from '../../server/webhooks/WebhookSender';
 import { testApp } from '../helpers/herald';
 
 /** An event stream that records what it was sent; `writableLength` stands for a slow reader's backlog. */
@@ -25,7 +26,7 @@ class FakeStream implements EventStream {
 
 function makeConsole(): DebugConsole {
   const gateway = { state: new LocalState() } as unknown as Gateway;
-  return new DebugConsole(gateway, pino({ level: 'silent' }));
+  return new DebugConsole(gateway, pino({ level: 'silent' }), { stats: () => ({ total: emptyWebhookCounters(), apps: {} }) });
 }
 
 test('nothing is recorded for an app nobody watches', () => {

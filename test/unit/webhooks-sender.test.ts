@@ -52,10 +52,11 @@ void test('stop drains within the deadline, then abandons what is left and count
   sender.enqueue(app, { name: 'cache_miss', channel: 'cache-a' });
   sender.enqueue(app, { name: 'cache_miss', channel: 'cache-b' });
   await rx.waitFor(() => rx.requests.length === 2, 'two requests in flight');
+  assert.deepEqual([sender.stats().total.inFlight, sender.stats().total.depth], [2, 3], 'one channel per request: cache-a waits for its first');
   const started = Date.now();
   await sender.stop(Date.now() + 200);
   assert.ok(Date.now() - started < 1000);
-  assert.deepEqual(sender.stats().total, { queued: 3, sent: 0, failed: 0, dropped: 0, expired: 3, depth: 0 });
+  assert.deepEqual(sender.stats().total, { queued: 3, sent: 0, failed: 0, dropped: 0, expired: 3, depth: 0, inFlight: 0 });
   sender.enqueue(app, { name: 'cache_miss', channel: 'cache-a' });
   assert.equal(sender.stats().total.queued, 3, 'nothing is taken after stop');
 });

@@ -85,6 +85,8 @@
     clearLog();
     $('stat-connections').textContent = '–';
     $('stat-channels').textContent = '–';
+    $('stat-webhooks').textContent = '–';
+    $('stat-webhooks-detail').textContent = '';
     setStatus('connecting');
     const es = new EventSource(`/console/api/apps/${encodeURIComponent(id)}/events`);
     source = es;
@@ -108,7 +110,15 @@
       const s = JSON.parse(ev.data);
       $('stat-connections').textContent = String(s.connections);
       $('stat-channels').textContent = String(s.channels);
+      showWebhooks(s.webhooks);
     });
+  }
+
+  function showWebhooks(w) {
+    $('stat-webhooks').textContent = String(w.sent);
+    const waiting = w.depth - w.inFlight;
+    const parts = [`${waiting} queued`, `${w.inFlight} in flight`, `${w.failed} failed`, `${w.dropped + w.expired} dropped`];
+    $('stat-webhooks-detail').textContent = parts.join(' · ');
   }
 
   function clearLog() {
