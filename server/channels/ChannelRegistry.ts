@@ -59,8 +59,19 @@ export class ChannelRegistry {
     return this.apps.get(appId);
   }
 
-  *all(): IterableIterator<Connection> {
-    for (const set of this.apps.values()) yield* set;
+  /** Every connection on this node, as a snapshot (cold paths: shutdown, resync). */
+  all(): Connection[] {
+    const out: Connection[] = [];
+    for (const set of this.apps.values()) for (const conn of set) out.push(conn);
+    return out;
+  }
+
+  /**
+   * The per-app connection sets, for the once-a-second liveness sweep: two plain loops over live sets
+   * allocate nothing per connection, where a generator (`yield*`) allocated a result object per socket.
+   */
+  connectionSets(): IterableIterator<ReadonlySet<Connection>> {
+    return this.apps.values();
   }
 
   get size(): number {
