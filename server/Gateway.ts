@@ -10,6 +10,7 @@ import {
   decodeClientFrame,
   encodeData,
   encodeFrame,
+  presenceSubscribedFrameOf,
   requiresAuth,
   serverToUserId,
   splitAuth,
@@ -108,7 +109,7 @@ export class Gateway {
   async drain(): Promise<void> {
     this.accepting = false;
     const closing: Promise<void>[] = [];
-    for (const conn of [...this.registry.all()]) closing.push(this.close(conn, 'SHUTTING_DOWN'));
+    for (const conn of this.registry.all()) closing.push(this.close(conn, 'SHUTTING_DOWN'));
     await Promise.allSettled(closing);
   }
 
@@ -451,17 +452,9 @@ export class Gateway {
       conn.send(encodeFrame('pusher_internal:subscription_succeeded', {}, channel));
       return;
     }
-    const members = known ?? (await this.state.members(conn.app.id, channel));
-    // Built as text: user_info is kept as JSON text and is spliced in without a parse/stringify round trip.
-    const ids: string[] = [];
-    const hash: string[] = [];
-    for (const [id, info] of members) {
-      const key = JSON.stringify(id);
-      ids.push(key);
-      hash.push(`${key}:${info}`);
-    }
-    const data = `{"presence":{"ids":[${ids.join(',')}],"hash":{${hash.join(',')}},"count":${members.size}}}`;
-    conn.send(encodeFrame('pusher_internal:subscription_succeeded', data, channel));
+    // Built as text from parts escaped once per member (user_info stays JSON text, never parsed again).
+    const frame = known ? presenceSubscribedFrameOf(channel, known) : await this.state.presenceSubscribedFrame(conn.app.id, channel);
+    conn.send(frame);
   }
 
   private async unsubscribe(conn: Connection, raw: unknown): Promise<void> {
@@ -768,7 +761,7 @@ export class Gateway {
       const members = await this.state.members(appId, channel);
       for (const conn of subs) await this.sendSubscribed(conn, channel, true, members);
     }
-    for (const conn of [...this.registry.all()]) {
+    for (const conn of this.registry.all()) {
       const head = watchRoute('');
       const watched = (conn.hidden ?? []).filter((r) => r.startsWith(head)).map((r) => r.slice(head.length));
       if (watched.length === 0 || !conn.app.watchlist) continue;
@@ -792,15 +785,18 @@ export class Gateway {
     const now = Date.now();
     const idleMs = this.options.activityTimeout * 1000 + Math.min(5000, this.options.activityTimeout * 200);
     const pongMs = this.options.pongTimeout * 1000;
-    for (const conn of this.registry.all()) {
-      if (conn.closing) continue;
-      if (conn.app.userAuthentication && conn.userId === null && now - conn.openedAt > conn.app.userAuthenticationTimeoutMs) {
-        void this.close(conn, 'USER_AUTH_TIMEOUT');
-      } else if (conn.pingSentAt !== 0) {
-        if (now - conn.pingSentAt > pongMs) void this.close(conn, 'PONG_TIMEOUT');
-      } else if (now - conn.lastSeen > idleMs) {
-        conn.pingSentAt = now;
-        conn.ws.ping();
+    // close() removes from these sets only after an await, so iterating them live is safe.
+    for (const set of this.registry.connectionSets()) {
+      for (const conn of set) {
+        if (conn.closing) continue;
+        if (conn.app.userAuthentication && conn.userId === null && now - conn.openedAt > conn.app.userAuthenticationTimeoutMs) {
+          void this.close(conn, 'USER_AUTH_TIMEOUT');
+        } else if (conn.pingSentAt !== 0) {
+          if (now - conn.pingSentAt > pongMs) void this.close(conn, 'PONG_TIMEOUT');
+        } else if (now - conn.lastSeen > idleMs) {
+          conn.pingSentAt = now;
+          conn.ws.ping();
+        }
       }
     }
   }

@@ -87,3 +87,47 @@ export function dataObject(data: unknown): Record<string, unknown> | null {
   }
   return d !== null && typeof d === 'object' && !Array.isArray(d) ? (d as Record<string, unknown>) : null;
 }
+
+/**
+ * A presence member's pieces of a `pusher_internal:subscription_succeeded` frame, already escaped for the
+ * frame's double-encoded `data`. Kept per member, they let a server append a join to a cached member list
+ * instead of re-encoding every member for every subscriber (a join into a channel of n members would
+ * otherwise cost O(n) JSON work). `info` is the member's `user_info` as JSON text.
+ */
+export interface PresenceMemberParts {
+  /** `"id"`, escaped: an element of `presence.ids`. */
+  id: string;
+  /** `"id":info`, escaped: an entry of `presence.hash`. */
+  entry: string;
+}
+
+/** Escapes JSON text for use inside the JSON string that carries a frame's `data`. */
+function escapeForData(json: string): string {
+  return JSON.stringify(json).slice(1, -1);
+}
+
+export function presenceMemberParts(id: string, info: string): PresenceMemberParts {
+  const key = JSON.stringify(id);
+  return { id: escapeForData(key), entry: escapeForData(`${key}:${info}`) };
+}
+
+/**
+ * The presence `subscription_succeeded` frame from joined member parts (`ids` and `entries` are the parts'
+ * `id`s and `entry`s joined with commas, in the same order). Byte for byte what `encodeFrame` gives for
+ * `{presence: {ids, hash, count}}`; test/unit/protocol-messages.test.ts holds them equal.
+ */
+export function presenceSubscribedFrame(channel: string, ids: string, entries: string, count: number): string {
+  return `{"event":"pusher_internal:subscription_succeeded","channel":${JSON.stringify(channel)},"data":"{\\"presence\\":{\\"ids\\":[${ids}],\\"hash\\":{${entries}},\\"count\\":${count}}}"}`;
+}
+
+/** The presence `subscription_succeeded` frame for a member map (user id → `user_info` JSON text). */
+export function presenceSubscribedFrameOf(channel: string, members: ReadonlyMap<string, string>): string {
+  const ids: string[] = [];
+  const entries: string[] = [];
+  for (const [id, info] of members) {
+    const parts = presenceMemberParts(id, info);
+    ids.push(parts.id);
+    entries.push(parts.entry);
+  }
+  return presenceSubscribedFrame(channel, ids.join(','), entries.join(','), members.size);
+}

@@ -59,6 +59,13 @@ export interface ClusterState {
   /** user id → `user_info` JSON text. */
   members(appId: string, channel: string): Promise<Map<string, string>>;
   memberCount(appId: string, channel: string): Promise<number>;
+  /**
+   * The presence channel's `pusher_internal:subscription_succeeded` frame, every member included. It lives
+   * here because only the state knows when membership changed: LocalState keeps it up to date as members
+   * come and go, so a join into a big channel does not re-encode every member; RedisState builds it from
+   * the member hash it has to read anyway.
+   */
+  presenceSubscribedFrame(appId: string, channel: string): Promise<string>;
 
   /** Counts a signed-in socket; true when it is the user's first anywhere. */
   addUser(appId: string, userId: string): Promise<boolean>;

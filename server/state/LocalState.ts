@@ -1,8 +1,22 @@
+import { type PresenceMemberParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
 import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
 
+interface Member {
+  sockets: number;
+  /** user_info as JSON text. */
+  info: string;
+  /** This member's pieces of the subscription_succeeded frame, escaped once at join. */
+  parts: PresenceMemberParts;
+}
+
 interface Presence {
-  /** user id → [socket count, user_info JSON] */
-  users: Map<string, { sockets: number; info: string }>;
+  users: Map<string, Member>;
+  /**
+   * The members' frame parts joined with commas, in join order; appended to as members join (V8 appends
+   * to strings in O(1)), rebuilt from `users` after a leave. null: rebuild before use.
+   */
+  ids: string | null;
+  entries: string | null;
 }
 
 /** Cluster state for a single node, in memory. Every call is O(1) and answers in the same tick. */
@@ -75,7 +89,7 @@ export class LocalState implements ClusterState {
     const k = `${appId}\n${channel}`;
     let p = this.presence.get(k);
     if (!p) {
-      p = { users: new Map() };
+      p = { users: new Map(), ids: '', entries: '' };
       this.presence.set(k, p);
     }
     const u = p.users.get(userId);
@@ -87,7 +101,13 @@ export class LocalState implements ClusterState {
       if (p.users.size === 0) this.presence.delete(k);
       return { added: false, full: true };
     }
-    p.users.set(userId, { sockets: 1, info });
+    const parts = presenceMemberParts(userId, info);
+    p.users.set(userId, { sockets: 1, info, parts });
+    if (p.ids !== null && p.entries !== null) {
+      const comma = p.users.size > 1 ? ',' : '';
+      p.ids += comma + parts.id;
+      p.entries += comma + parts.entry;
+    }
     return { added: true, full: false };
   }
 
@@ -99,6 +119,7 @@ export class LocalState implements ClusterState {
     if (--u.sockets > 0) return false;
     p.users.delete(userId);
     if (p.users.size === 0) this.presence.delete(k);
+    p.ids = p.entries = null;
     return true;
   }
 
@@ -107,6 +128,22 @@ export class LocalState implements ClusterState {
     const p = this.presence.get(`${appId}\n${channel}`);
     if (p) for (const [id, u] of p.users) out.set(id, u.info);
     return out;
+  }
+
+  async presenceSubscribedFrame(appId: string, channel: string): Promise<string> {
+    const p = this.presence.get(`${appId}\n${channel}`);
+    if (!p) return presenceSubscribedFrame(channel, '', '', 0);
+    if (p.ids === null || p.entries === null) {
+      const ids: string[] = [];
+      const entries: string[] = [];
+      for (const u of p.users.values()) {
+        ids.push(u.parts.id);
+        entries.push(u.parts.entry);
+      }
+      p.ids = ids.join(',');
+      p.entries = entries.join(',');
+    }
+    return presenceSubscribedFrame(channel, p.ids, p.entries, p.users.size);
   }
 
   async memberCount(appId: string, channel: string): Promise<number> {

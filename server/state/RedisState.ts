@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { presenceSubscribedFrameOf } from '../../sdk/protocol';
 import { connectWithin, createRedisClient, describeRedis, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import { groupId, parseGroupId, redisKeys, type RedisKeys, type ShareGroup } from '../cluster/redis-keys';
 import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
@@ -333,6 +334,10 @@ export class RedisState implements ClusterState {
       async () => new Map(Object.entries(await this.redis.hgetall(this.keys.members(appId, channel)))),
       () => new Map([...this.ledger.presenceUsers(appId, channel)].map(([id, u]) => [id, u.info])),
     );
+  }
+
+  async presenceSubscribedFrame(appId: string, channel: string): Promise<string> {
+    return presenceSubscribedFrameOf(channel, await this.members(appId, channel));
   }
 
   async memberCount(appId: string, channel: string): Promise<number> {

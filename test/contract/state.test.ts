@@ -135,6 +135,38 @@ function contract(name: string, h: Harness): void {
       assert.equal(await s[1].memberCount(app, 'presence-empty'), 0);
     });
 
+    void test('presence frame: the subscription_succeeded frame follows every join and leave', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const ch = 'presence-frame';
+      // Each node removes only the sockets it added, as the gateway does.
+      const expect = async (members: Record<string, unknown>) => {
+        for (const st of s) {
+          const frame = JSON.parse(await st.presenceSubscribedFrame(app, ch)) as { event: string; channel: string; data: string };
+          assert.equal(frame.event, 'pusher_internal:subscription_succeeded');
+          assert.equal(frame.channel, ch);
+          const { presence } = JSON.parse(frame.data) as { presence: { ids: string[]; hash: Record<string, unknown>; count: number } };
+          assert.deepEqual([...presence.ids].sort(), Object.keys(members).sort());
+          assert.deepEqual(presence.hash, members);
+          assert.equal(presence.count, Object.keys(members).length);
+        }
+      };
+      await expect({});
+      await s[0].addMember(app, ch, 'u1', '{"name":"Ann"}', 100);
+      await s[1].addMember(app, ch, 'u2', '{}', 100);
+      await expect({ u1: { name: 'Ann' }, u2: {} });
+      await s[1].addMember(app, ch, 'u1', '{"name":"Ann"}', 100);
+      await s[1].removeMember(app, ch, 'u2');
+      await expect({ u1: { name: 'Ann' } });
+      const odd = '{"quote":"\\"x\\"","back":"\\\\","emoji":"😀","nl":"\\n"}';
+      await s[1].addMember(app, ch, 'ü "3"', odd, 100);
+      await s[0].removeMember(app, ch, 'u1');
+      await expect({ u1: { name: 'Ann' }, 'ü "3"': JSON.parse(odd) as unknown });
+      await s[1].removeMember(app, ch, 'u1');
+      await expect({ 'ü "3"': JSON.parse(odd) as unknown });
+    });
+
     void test('members: a full channel refuses new users but not more sockets of a member', async (t) => {
       const s = await h.start(t, 2);
       if (!s) return;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeAction, dataObject, decodeClientFrame, decodeServerFrame, encodeData, encodeFrame, eventNameProblem, utf8Length } from '../../sdk/protocol';
+import { closeAction, dataObject, decodeClientFrame, decodeServerFrame, encodeData, encodeFrame, eventNameProblem, presenceSubscribedFrameOf, utf8Length } from '../../sdk/protocol';
 
 test('server frames double-encode data as a JSON string (protocol.md §1.2)', () => {
   const f = encodeFrame('pusher:connection_established', { socket_id: '1.2', activity_timeout: 30 });
@@ -53,4 +53,21 @@ test('event names and UTF-8 lengths', () => {
   assert.match(eventNameProblem('') ?? '', /non-empty/);
   assert.match(eventNameProblem('x'.repeat(201)) ?? '', /200/);
   for (const s of ['abc', 'é', '€', '😀', 'a😀b€']) assert.equal(utf8Length(s), Buffer.byteLength(s), s);
+});
+
+test('the presence subscription_succeeded frame built from escaped parts is byte for byte encodeFrame\'s', () => {
+  const members = new Map<string, string>([
+    ['1', '{}'],
+    ['ann', '{"name":"Ann","tags":["a","b"]}'],
+    ['quote"d\\', '{"q":"say \\"hi\\"","bs":"\\\\"}'],
+    ['ü😀', '{"emoji":"😀","ctl":"\\u0001\\n\\t","lone":"\\ud800"}'],
+    ['</script>', 'null'],
+  ]);
+  for (const subset of [new Map<string, string>(), new Map([...members].slice(0, 1)), members]) {
+    const ids = [...subset.keys()];
+    const hash = '{' + [...subset].map(([id, info]) => `${JSON.stringify(id)}:${info}`).join(',') + '}';
+    const data = `{"presence":{"ids":${JSON.stringify(ids)},"hash":${hash},"count":${subset.size}}}`;
+    JSON.parse(data); // the fixture itself is valid JSON
+    assert.equal(presenceSubscribedFrameOf('presence-x', subset), encodeFrame('pusher_internal:subscription_succeeded', data, 'presence-x'));
+  }
 });
