@@ -64,7 +64,10 @@ export class HeraldServer {
     const chosen = backends.adapter || backends.state ? backends : { ...backends, ...createBackends(options, log) };
     this.gateway = new Gateway(options, apps, chosen.adapter ?? new LocalAdapter(), chosen.state ?? new LocalState(), log);
     chosen.attach?.(this.gateway);
-    this.webhooks = new WebhookObserver(this.gateway.state, log.child({ component: 'webhooks' }), backends.webhooks);
+    // One console line per webhook request (the console is made below, before anything can be sent).
+    this.webhooks = new WebhookObserver(this.gateway.state, log.child({ component: 'webhooks' }), backends.webhooks, {
+      report: (appId, detail, channel) => this.debugConsole.report(appId, 'webhook', { channel, detail }),
+    });
     this.gateway.observe(this.webhooks);
     this.http = Fastify({
       loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,

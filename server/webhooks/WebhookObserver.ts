@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type { GatewayObserver } from '../GatewayObserver';
 import type { AppOptions, WebhookEventType } from '../options/Options';
 import type { ClusterState } from '../state/ClusterState';
-import { WebhookSender, type WebhookSenderOptions, type WebhookStats } from './WebhookSender';
+import { WebhookSender, type WebhookReporting, type WebhookSenderOptions, type WebhookStats } from './WebhookSender';
 import type { WebhookEvent } from './webhook-request';
 
 /** Internal tuning (tests shorten the delays); production uses the defaults. */
@@ -56,9 +56,10 @@ export class WebhookObserver implements GatewayObserver {
     private readonly state: ClusterState,
     private readonly log: Logger,
     settings: WebhookSettings = {},
+    reporting: WebhookReporting = {},
   ) {
     this.debounceMs = settings.debounceMs ?? 3000;
-    this.sender = new WebhookSender(log, settings);
+    this.sender = new WebhookSender(log, settings, reporting);
   }
 
   stats(): WebhookStats {

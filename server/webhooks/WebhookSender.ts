@@ -15,6 +15,8 @@
  * - Bounded: at most `maxQueue` events wait per app (counted once per target). Beyond that new events are
  *   dropped, counted in `dropped` and logged (at most every 10 s per app); `enqueue` never blocks.
  * - Nothing is persisted: what is still queued when the shutdown grace period ends is lost (`expired`).
+ * - Reported: each request's outcome (delivered, failed and whether it is retried) and each drop go to
+ *   `WebhookReporting.report` as one line, for the debug console: one call per request, never per event.
  */
 import http from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
@@ -78,6 +80,14 @@ export interface WebhookStats {
   apps: Record<string, WebhookCounters>;
 }
 
+/**
+ * Where webhooks report besides logs and counters: the debug console's live log. One call per request
+ * outcome (delivered, failed) and per drop, with the request's channels; never one per event.
+ */
+export interface WebhookReporting {
+  report?(appId: string, detail: string, channel?: string): void;
+}
+
 /** Reads the counters (metrics and the console, from the webhook observer or the sender itself). */
 export interface WebhookStatsSource {
   stats(): WebhookStats;
@@ -130,6 +140,11 @@ function describeError(err: unknown): string {
   return e.code ? `${e.code}: ${e.message ?? ''}` : (e.message ?? String(err));
 }
 
+/** `1 event`, `3 events`: for console lines. */
+function eventCount(n: number): string {
+  return n === 1 ? '1 event' : `${n} events`;
+}
+
 /** All counters at zero: an app before its first event. */
 export function emptyWebhookCounters(): WebhookCounters {
   return { queued: 0, sent: 0, failed: 0, dropped: 0, expired: 0, depth: 0, inFlight: 0 };
@@ -147,6 +162,7 @@ export class WebhookSender {
   constructor(
     private readonly log: Logger,
     options: WebhookSenderOptions = {},
+    private readonly reporting: WebhookReporting = {},
   ) {
     this.settings = {
       maxQueue: options.maxQueue ?? 10_000,
@@ -209,7 +225,9 @@ export class WebhookSender {
       const before = q.counters.expired;
       await Promise.allSettled(q.targets.flatMap((t) => t.abort()));
       const lost = q.counters.expired - before;
-      if (lost > 0) this.log.warn({ app: q.appId, events: lost }, 'webhook events not delivered before shutdown were dropped');
+      if (lost === 0) continue;
+      this.log.warn({ app: q.appId, events: lost }, 'webhook events not delivered before shutdown were dropped');
+      q.report(`webhooks dropped ${eventCount(lost)}: not delivered before shutdown`);
     }
     this.agents.destroy();
   }
@@ -232,7 +250,7 @@ export class WebhookSender {
   private queueOf(app: AppOptions): AppQueue {
     let q = this.queues.get(app.id);
     if (!q) {
-      q = new AppQueue(app, this, this.settings, this.agents, this.log);
+      q = new AppQueue(app, this, this.settings, this.agents, this.log, this.reporting);
       this.queues.set(app.id, q);
     }
     return q;
@@ -253,6 +271,7 @@ class AppQueue {
     readonly settings: Settings,
     readonly agents: WebhookAgents,
     readonly log: Logger,
+    private readonly reporting: WebhookReporting,
   ) {
     this.appId = app.id;
     for (const target of app.webhooks) {
@@ -283,6 +302,11 @@ class AppQueue {
     }
   }
 
+  /** One line in the debug console's log (the console ignores it unless someone watches the app). */
+  report(detail: string, channels?: readonly string[]): void {
+    this.reporting.report?.(this.appId, detail, channels?.join(', '));
+  }
+
   /** `n` events left the queue: delivered, expired or abandoned (already counted by the caller). */
   release(n: number): void {
     this.counters.depth -= n;
@@ -298,6 +322,7 @@ class AppQueue {
       { app: this.appId, url: t.label, dropped: this.droppedSinceLog, maxQueue: this.settings.maxQueue },
       'webhook queue full: events dropped',
     );
+    this.report(`webhooks dropped ${eventCount(this.droppedSinceLog)}: queue full (${this.settings.maxQueue} waiting)`);
     this.lastDropLog = now;
     this.droppedSinceLog = 0;
   }
@@ -352,6 +377,12 @@ class TargetQueue {
 
   private get settings(): Settings {
     return this.owner.settings;
+  }
+
+  /** Why events too old to send are given up, for logs and the console. */
+  private get tooOld(): string {
+    const ms = this.settings.maxAgeMs;
+    return `not delivered within ${ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`}`;
   }
 
   private get concurrency(): number {
@@ -425,7 +456,11 @@ class TargetQueue {
 
   private nextRetry(now: number): Delivery | null {
     for (let d = this.retries.shift(); d; d = this.retries.shift()) {
-      if (this.prune(d, now)) return d;
+      const events = d.entries.length;
+      const channels = d.channels;
+      const left = this.prune(d, now);
+      if (left < events) this.owner.report(`webhook to ${this.label} dropped ${eventCount(events - left)} awaiting retry: ${this.tooOld}`, channels);
+      if (left > 0) return d;
     }
     return null;
   }
@@ -468,6 +503,7 @@ class TargetQueue {
     if (expired > 0) {
       this.expire(expired);
       this.owner.log.warn({ app: this.owner.appId, url: this.label, events: expired }, 'webhook events expired in the queue');
+      this.owner.report(`webhook to ${this.label} dropped ${eventCount(expired)} still queued: ${this.tooOld}`);
     }
     if (entries.length === 0) return this.nextNew(now);
     return { entries, channels, attempts: 0, ...this.build(entries) };
@@ -510,12 +546,13 @@ class TargetQueue {
     } finally {
       this.owner.counters.inFlight -= events;
     }
-    if (error === null && status >= 200 && status < 300) return this.succeeded(d);
+    if (error === null && status >= 200 && status < 300) return this.succeeded(d, status);
     this.failedAttempt(d, status, error);
   }
 
-  private succeeded(d: Delivery): void {
+  private succeeded(d: Delivery, status: number): void {
     const n = d.entries.length;
+    this.owner.report(`webhook to ${this.label} delivered: answered ${status}, ${eventCount(n)}${d.attempts > 1 ? `, attempt ${d.attempts}` : ''}`, d.channels);
     this.owner.counters.sent += n;
     this.release(d);
     this.owner.release(n);
@@ -526,41 +563,48 @@ class TargetQueue {
    * together (one outage) wait 1 s, then 2 s… rather than compounding each other's delay.
    */
   private failedAttempt(d: Delivery, status: number, error: string | null): void {
+    const events = d.entries.length;
+    const channels = d.channels;
+    const failed = `webhook to ${this.label} failed: ${error ?? `answered ${status}`}, ${eventCount(events)}, attempt ${d.attempts}`;
     if (this.stopped) {
-      this.expire(d.entries.length);
+      this.expire(events);
       this.release(d);
+      this.owner.report(`${failed}; not retried: server stopping`, channels);
       return;
     }
     this.owner.counters.failed++;
     const delay = retryDelayMs(d.attempts, this.settings.backoff);
     const retryAt = Date.now() + delay;
     this.pausedUntil = Math.max(this.pausedUntil, retryAt);
-    const context = { app: this.owner.appId, url: this.label, status: status || undefined, error: error ?? undefined, attempt: d.attempts, events: d.entries.length };
-    if (!this.prune(d, retryAt, context)) return;
+    const context = { app: this.owner.appId, url: this.label, status: status || undefined, error: error ?? undefined, attempt: d.attempts, events };
+    const left = this.prune(d, retryAt, context);
+    if (left === 0) return this.owner.report(`${failed}; not retried: ${this.tooOld}`, channels);
+    const givenUp = left < events ? `${eventCount(events - left)} given up (${this.tooOld}), ` : '';
+    this.owner.report(`${failed}; ${givenUp}retry in ${delay} ms`, channels);
     this.owner.log.warn({ ...context, retryInMs: delay }, 'webhook delivery failed; will retry');
     this.retries.push(d);
   }
 
   /**
    * Drops the delivery's events that are too old to send at `at`; rebuilds the body when some remain.
-   * Returns false (having released the delivery) when none remain.
+   * Returns how many remain (0: the delivery was released).
    */
-  private prune(d: Delivery, at: number, lastFailure: Record<string, unknown> = {}): boolean {
+  private prune(d: Delivery, at: number, lastFailure: Record<string, unknown> = {}): number {
     const keep = d.entries.filter((e) => at - e.createdAt < this.settings.maxAgeMs);
-    if (keep.length === d.entries.length) return true;
+    if (keep.length === d.entries.length) return keep.length;
     this.expire(d.entries.length - keep.length);
     this.owner.log.warn(
       { app: this.owner.appId, url: this.label, ...lastFailure, attempt: d.attempts, events: d.entries.length - keep.length },
-      `webhook given up: not delivered within ${Math.round(this.settings.maxAgeMs / 1000)} s`,
+      `webhook given up: ${this.tooOld}`,
     );
     if (keep.length === 0) {
       this.release(d);
-      return false;
+      return 0;
     }
     const still = new Set(keep.map((e) => e.event.channel));
     this.release({ ...d, channels: d.channels.filter((c) => !still.has(c)) });
     Object.assign(d, { entries: keep, channels: [...still], ...this.build(keep) });
-    return true;
+    return keep.length;
   }
 
   /** Frees the delivery's channels: their next events may go. */

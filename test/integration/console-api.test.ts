@@ -205,7 +205,7 @@ test('the event stream carries counts and a live log of connections, subscriptio
   other.close();
 });
 
-test('stats: the counts of the event stream as JSON, with this node\'s webhook counters', async (t) => {
+test('stats: the counts of the event stream as JSON, with this node\'s webhook counters; the log has each webhook request', async (t) => {
   const rx = await WebhookReceiver.start();
   t.after(() => rx.close());
   rx.respond = (_r, n) => (n === 0 ? 500 : 200);
@@ -215,6 +215,9 @@ test('stats: the counts of the event stream as JSON, with this node\'s webhook c
   const url = `${h.baseUrl}/console/api/apps/${h.app.id}/stats`;
   assert.equal((await fetch(url)).status, 401);
   assert.equal((await fetch(`${h.baseUrl}/console/api/apps/nope/stats`, { headers: bearer })).status, 404);
+  const sse = new SseReader(`${h.baseUrl}/console/api/apps/${h.app.id}/events`, bearer);
+  t.after(() => sse.close());
+  await sse.ready;
 
   const c = await RawClient.connect(h);
   t.after(() => c.close());
@@ -229,6 +232,15 @@ test('stats: the counts of the event stream as JSON, with this node\'s webhook c
     channels: 1,
     webhooks: { queued: 1, sent: 1, failed: 1, dropped: 0, expired: 0, depth: 0, inFlight: 0 },
   });
+
+  // One entry per request: the 500, then the retry that got through.
+  const webhooks = [await sse.next((m) => m.data.kind === 'webhook'), await sse.next((m) => m.data.kind === 'webhook')].map((m) => m.data);
+  assert.deepEqual(webhooks.map((e) => e.channel), ['hooked', 'hooked']);
+  const failed = String(webhooks[0].detail);
+  assert.ok(failed.startsWith(`webhook to ${rx.url()} failed: `), failed);
+  assert.match(failed, /failed: answered 500, 1 event, attempt 1; retry in \d+ ms$/);
+  assert.equal(webhooks[1].detail, `webhook to ${rx.url()} delivered: answered 200, 1 event, attempt 2`);
+  assert.ok(Number(webhooks[0].id) < Number(webhooks[1].id));
 });
 
 test('refused console requests are logged once each', async (t) => {
