@@ -16,7 +16,7 @@ import { startHerald } from '../helpers/herald';
 import { FakePushService } from '../helpers/FakePushService';
 import type { HeraldOptions } from '../../server/options/Options';
 import { ensureBrowserBundle, json, launchBrowser, openPage, servePages, BROWSER_DIST } from '../sdk/helpers/browser';
-import { notifications, serviceWorkerOf, stubPushManager, waitForNotification } from '../sdk/helpers/push';
+import { expectNotifications, serviceWorkerOf, stubPushManager, waitForNotification } from '../sdk/helpers/push';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -44,8 +44,7 @@ void test('herald-sw.js shows pushes, and skips them when a focused window got t
   const worker = await serviceWorkerOf(context, page);
 
   await worker.send({ notification: { title: 'Shown', body: 'Body', icon: '/i.png', deep_link: `${site.url}/x` }, data: { id: 7 } });
-  await page.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.length === 1)`);
-  assert.deepEqual(await notifications(page), [{ title: 'Shown', body: 'Body', data: { deep_link: `${site.url}/x`, data: { id: 7 } } }]);
+  await expectNotifications(page, [{ title: 'Shown', body: 'Body', data: { deep_link: `${site.url}/x`, data: { id: 7 } } }]);
 
   // The page is focused and visible: it received the event over its WebSocket, so nothing is shown.
   assert.equal(await page.evaluate(`document.hasFocus() && document.visibilityState === 'visible'`), true);

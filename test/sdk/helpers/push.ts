@@ -4,6 +4,7 @@
  * what a push service would deliver to the worker is delivered through DevTools.
  */
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { FakeSubscription } from '../../helpers/FakePushService';
 
@@ -43,12 +44,41 @@ export async function serviceWorkerOf(context: BrowserContext, page: Page): Prom
   const sendRaw = async (text: string) => {
     await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: ids[0], data: text });
   };
+  // Right after registration, Chromium sometimes drops a push delivered through DevTools (about one run in
+  // eight: the worker never sees it). Deliver a warm-up push until the worker shows it, then close it, so
+  // the pushes a test sends go to a worker that is known to receive them.
+  const warmUp = `navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.filter((n) => n.title === '__warm-up__'))`;
+  let shown = false;
+  for (let attempt = 0; attempt < 10 && !shown; attempt++) {
+    await sendRaw(JSON.stringify({ notification: { title: '__warm-up__' } }));
+    for (let i = 0; i < 20 && !shown; i++) {
+      shown = await page.evaluate(`${warmUp}.then((ns) => ns.length > 0)`);
+      if (!shown) await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  assert.ok(shown, 'the service worker shows a warm-up push');
+  await page.evaluate(`${warmUp}.then((ns) => ns.forEach((n) => n.close()))`);
+  await page.waitForFunction(`${warmUp}.then((ns) => ns.length === 0)`);
   return { sendRaw, send: (data: unknown) => sendRaw(JSON.stringify(data)) };
 }
 
 /** The notifications the page's service worker shows. */
 export async function notifications(page: Page): Promise<{ title: string; body: string; data: { deep_link?: string; data?: unknown } }[]> {
   return page.evaluate(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({ title: n.title, body: n.body, data: n.data })))`);
+}
+
+/**
+ * Waits until the shown notifications are exactly `expected`, then asserts it. Chrome's list can lag a show
+ * (and was once seen to list a notification, then briefly not), so a single read after a wait is not enough.
+ */
+export async function expectNotifications(page: Page, expected: Awaited<ReturnType<typeof notifications>>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = await notifications(page);
+  while (!isDeepStrictEqual(seen, expected) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    seen = await notifications(page);
+  }
+  assert.deepEqual(seen, expected);
 }
 
 /** Resolves once the page's service worker shows a notification whose body is `body`. */
