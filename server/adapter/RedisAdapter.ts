@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Cluster } from 'ioredis';
 import { connectWithin, createRedisClient, isConnectionError, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
@@ -20,35 +21,47 @@ interface Route {
   timer: NodeJS.Timeout | null;
 }
 
-/**
- * Encodes a message once per publish: one kind letter (`F` frame, `T` terminate), the excepted socket id,
- * a newline, then the frame text unchanged. App and channel come from the Redis channel it arrives on, so
- * nothing is parsed or re-serialised on the way.
- */
-export function encodeMessage(msg: AdapterMessage): string {
-  return `${msg.action === 'terminate' ? 'T' : 'F'}${msg.except ?? ''}\n${msg.frame ?? ''}`;
+/** Length of a node id on the wire (base64url of 6 random bytes). */
+const NODE_ID_CHARS = 8;
+
+/** A random id for one adapter instance, so it can recognise its own messages when Redis echoes them. */
+export function newNodeId(): string {
+  return randomBytes(6).toString('base64url');
 }
 
-export function decodeMessage(appId: string, channel: string, text: string): AdapterMessage | null {
+/**
+ * Encodes a message once per publish: one kind letter (`F` frame, `T` terminate), the publishing node's id
+ * (8 characters), the excepted socket id, a newline, then the frame text unchanged. App and channel come
+ * from the Redis channel it arrives on, so nothing is parsed or re-serialised on the way. All nodes of a
+ * cluster must run the same version of this format.
+ */
+export function encodeMessage(msg: AdapterMessage, origin: string): string {
+  return `${msg.action === 'terminate' ? 'T' : 'F'}${origin}${msg.except ?? ''}\n${msg.frame ?? ''}`;
+}
+
+export function decodeMessage(appId: string, channel: string, text: string): { origin: string; msg: AdapterMessage } | null {
   const nl = text.indexOf('\n');
-  if (nl < 1) return null;
+  if (nl < 1 + NODE_ID_CHARS) return null;
   const kind = text[0];
-  const except = nl > 1 ? text.slice(1, nl) : undefined;
-  if (kind === 'T') return { appId, channel, action: 'terminate', ...(except ? { except } : {}) };
+  const origin = text.slice(1, 1 + NODE_ID_CHARS);
+  const except = nl > 1 + NODE_ID_CHARS ? text.slice(1 + NODE_ID_CHARS, nl) : undefined;
+  if (kind === 'T') return { origin, msg: { appId, channel, action: 'terminate', ...(except ? { except } : {}) } };
   if (kind !== 'F') return null;
-  return { appId, channel, frame: text.slice(nl + 1), ...(except ? { except } : {}) };
+  return { origin, msg: { appId, channel, frame: text.slice(nl + 1), ...(except ? { except } : {}) } };
 }
 
 /**
  * Moves messages between nodes over Redis pub/sub, one Redis channel per routing channel, so a node only
  * receives channels it has subscribers on. Publishes go out on one connection and subscriptions arrive on
- * another, in order, so a node's publishes on a channel reach every node in publish order (its own included:
- * the handler gets them back through Redis, like everyone else's). On Redis Cluster it uses sharded pub/sub
- * (SPUBLISH/SSUBSCRIBE, Redis 7), which keeps each channel's traffic on one shard.
+ * another, in order, so a node's publishes on a channel reach every node in publish order. On Redis Cluster
+ * it uses sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7), which keeps each channel's traffic on one shard.
  *
- * While Redis is unreachable, publishes are handed straight to the local handler, so this node's sockets
- * keep working; other nodes miss them (at most once). On reconnect every channel with local subscribers
- * (`registry.localChannels()`) is subscribed again.
+ * A node's own publishes go to its handler at once, in the caller's tick (as with the local adapter), and
+ * their echo from Redis is recognised by the node id and dropped: local subscribers do not pay a Redis round
+ * trip, and keep working while Redis is unreachable (other nodes miss those messages: at most once). Only
+ * the order between different nodes' publishes on one channel may differ from node to node, which Pusher
+ * does not promise either. On reconnect every channel with local subscribers (`registry.localChannels()`) is
+ * subscribed again.
  */
 export class RedisAdapter implements Adapter {
   readonly name = 'redis';
@@ -59,6 +72,8 @@ export class RedisAdapter implements Adapter {
   private readonly log: Logger;
   private readonly unsubscribeDelayMs: number;
   private readonly startTimeoutMs: number;
+  /** This instance's id in every message it publishes. */
+  readonly nodeId = newNodeId();
   private handler: MessageHandler | null = null;
   /** Redis channel name → route, for every subscribed (or pending-unsubscribe) channel. */
   private readonly routes = new Map<string, Route>();
@@ -138,21 +153,18 @@ export class RedisAdapter implements Adapter {
   }
 
   async publish(msg: AdapterMessage): Promise<void> {
-    const pubUp = isReady(this.pub);
-    if (pubUp) {
-      const name = this.keys.topic(msg.appId, msg.channel);
-      const payload = encodeMessage(msg);
-      try {
-        if (this.sharded) await (this.pub as Cluster).spublish(name, payload);
-        else await this.pub.publish(name, payload);
-      } catch (err) {
-        // It may or may not have gone out: not delivered locally as well, or it could arrive twice.
-        this.log.warn({ err: (err as Error).message, channel: msg.channel }, 'publish failed');
-        return;
-      }
+    const name = this.keys.topic(msg.appId, msg.channel);
+    // Local subscribers first, and only for a channel this node routes (as Redis would deliver it).
+    if (this.routes.has(name)) this.handler?.(msg);
+    if (!isReady(this.pub)) return;
+    const payload = encodeMessage(msg, this.nodeId);
+    try {
+      if (this.sharded) await (this.pub as Cluster).spublish(name, payload);
+      else await this.pub.publish(name, payload);
+    } catch (err) {
+      // It may or may not have reached the other nodes; this node's sockets have it either way.
+      this.log.warn({ err: (err as Error).message, channel: msg.channel }, 'publish failed');
     }
-    // Not sent, or sent while this node cannot hear it back: this node's sockets still get it.
-    if (!pubUp || !isReady(this.sub)) this.handler?.(msg);
   }
 
   async subscribe(appId: string, channel: string): Promise<void> {
@@ -204,9 +216,9 @@ export class RedisAdapter implements Adapter {
   private receive(name: string, text: string): void {
     const route = this.routes.get(name);
     if (!route || !this.handler) return;
-    const msg = decodeMessage(route.appId, route.channel, text);
-    if (msg) this.handler(msg);
-    else this.log.warn({ channel: route.channel }, 'ignored a malformed cluster message');
+    const decoded = decodeMessage(route.appId, route.channel, text);
+    if (!decoded) this.log.warn({ channel: route.channel }, 'ignored a malformed cluster message');
+    else if (decoded.origin !== this.nodeId) this.handler(decoded.msg);
   }
 
   /** After a reconnect: subscribe again to every channel with local subscribers. */

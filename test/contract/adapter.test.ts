@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import pino from 'pino';
 import type { Adapter, AdapterMessage } from '../../server/adapter/Adapter';
 import { LocalAdapter } from '../../server/adapter/LocalAdapter';
-import { RedisAdapter, decodeMessage, encodeMessage } from '../../server/adapter/RedisAdapter';
+import { RedisAdapter, decodeMessage, encodeMessage, newNodeId } from '../../server/adapter/RedisAdapter';
 import { Cluster } from 'ioredis';
 import { connectWithin, createRedisClient, redisSpec } from '../../server/cluster/redis-connection';
 import { redisKeys } from '../../server/cluster/redis-keys';
@@ -167,6 +167,25 @@ function contract(name: string, h: Harness): void {
         }
       });
 
+      void test('a node gets its own publish at once and exactly once, and so does every other node', async (t) => {
+        const nodes = await h.start(t, 2);
+        if (!nodes) return;
+        const [a, b] = nodes;
+        await a.adapter.subscribe('app1', 'both');
+        await b.adapter.subscribe('app1', 'both');
+        const published = a.adapter.publish({ appId: 'app1', channel: 'both', frame: 'one' });
+        // In the caller's tick, before any broker round trip: local subscribers never wait for Redis.
+        assert.deepEqual(frames(a), ['one']);
+        await published;
+        await waitFor(() => frames(b).length === 1, 3000, 'b gets it');
+        // b's reply reaches a after a's own echo of `one` (one Redis connection delivers in order): by the
+        // time a has the reply, a dropped or would have delivered the echo.
+        await b.adapter.publish({ appId: 'app1', channel: 'both', frame: 'reply' });
+        await waitFor(() => frames(a).length >= 2, 3000, 'a gets the reply');
+        assert.deepEqual(frames(a), ['one', 'reply']);
+        assert.deepEqual(frames(b), ['one', 'reply']);
+      });
+
       void test('after unsubscribe a node stops receiving the channel', async (t) => {
         const nodes = await h.start(t, 2);
         if (!nodes) return;
@@ -197,9 +216,12 @@ void test('the Redis message encoding round-trips every field without parsing th
     { appId: 'a', channel: 'c', action: 'terminate' },
     { appId: 'a', channel: 'c', action: 'terminate', except: '9.9' },
   ];
+  const origin = newNodeId();
+  assert.equal(origin.length, 8);
   for (const m of cases) {
-    const back = decodeMessage('a', 'c', encodeMessage(m));
-    assert.deepEqual(back, m.action ? { appId: 'a', channel: 'c', action: 'terminate', ...(m.except ? { except: m.except } : {}) } : m);
+    const back = decodeMessage('a', 'c', encodeMessage(m, origin));
+    assert.deepEqual(back, { origin, msg: m.action ? { appId: 'a', channel: 'c', action: 'terminate', ...(m.except ? { except: m.except } : {}) } : m });
   }
   assert.equal(decodeMessage('a', 'c', 'garbage'), null);
+  assert.equal(decodeMessage('a', 'c', 'Fshort\n{}'), null, 'too short for a node id');
 });
