@@ -29,8 +29,12 @@ export function makePayload(sentUs: number): string {
  * delivery. Only the digits after the marker are read.
  */
 export function findSentUs(buf: Buffer, start: number, end: number): number {
-  const at = buf.indexOf(MARKER_BYTES, start);
-  if (at < 0 || at + MARKER.length + DIGITS > end) return -1;
+  // Searched within the frame only: a read holds many frames, and a search running on to the end of the
+  // read for every frame without a marker (member_added, say) made the generator quadratic per read.
+  const rel = buf.subarray(start, end).indexOf(MARKER_BYTES);
+  if (rel < 0) return -1;
+  const at = start + rel;
+  if (at + MARKER.length + DIGITS > end) return -1;
   let v = 0;
   for (let i = at + MARKER.length, stop = i + DIGITS; i < stop; i++) v = v * 10 + (buf[i] - 48);
   return v;

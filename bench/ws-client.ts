@@ -332,10 +332,12 @@ function maskedFrame(opcode: number, payload: Buffer): Buffer {
  * read here (event and channel names), which never contain quotes or escapes; null when absent.
  */
 function readStringField(buf: Buffer, start: number, end: number, field: Buffer): string | null {
-  const at = buf.indexOf(field, start);
-  if (at < 0 || at >= end) return null;
-  const from = at + field.length;
-  const to = buf.indexOf(0x22, from);
-  if (to < 0 || to > end) return null;
+  const frame = buf.subarray(start, end); // bounded: see findSentUs
+  const rel = frame.indexOf(field);
+  if (rel < 0) return null;
+  const relTo = frame.indexOf(0x22, rel + field.length);
+  if (relTo < 0) return null;
+  const from = start + rel + field.length;
+  const to = start + relTo;
   return buf.toString('latin1', from, to);
 }
