@@ -119,9 +119,11 @@ export async function startHerald(opts: LaunchOptions, extraConfig: HeraldExtraC
     }),
   );
   const logFd = openSync(logPath, 'a');
-  // BENCH_SERVER_PROF_DIR=dir writes a V8 CPU profile of each Herald server there when it exits.
+  // For experiments: BENCH_SERVER_PROF_DIR=dir writes a V8 CPU profile of each Herald server there when it
+  // exits; BENCH_SERVER_NODE_ARGS adds node flags (e.g. `--max-semi-space-size=32`).
   const profDir = process.env.BENCH_SERVER_PROF_DIR;
-  const argv = pinned(opts.cpus, [process.execPath, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), mainJs]);
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const argv = pinned(opts.cpus, [process.execPath, ...nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), mainJs]);
   // HERALD_* variables override the config file (HERALD_REDIS_URL, HERALD_PUSH_SUBJECT…); none may leak in
   // from the shell that runs the benchmark.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));
