@@ -32,10 +32,35 @@ export function findSentUs(buf: Buffer, start: number, end: number): number {
   // Searched within the frame only: a read holds many frames, and a search running on to the end of the
   // read for every frame without a marker (member_added, say) made the generator quadratic per read.
   const rel = buf.subarray(start, end).indexOf(MARKER_BYTES);
-  if (rel < 0) return -1;
-  const at = start + rel;
+  return rel < 0 ? -1 : sentUsAt(buf, start + rel, end);
+}
+
+function sentUsAt(buf: Buffer, at: number, end: number): number {
   if (at + MARKER.length + DIGITS > end) return -1;
   let v = 0;
   for (let i = at + MARKER.length, stop = i + DIGITS; i < stop; i++) v = v * 10 + (buf[i] - 48);
   return v;
+}
+
+/**
+ * `findSentUs` for the frames of one read, in order, in one forward pass and without allocating: the next
+ * marker's position is found once and kept until the frames move past it, so a run of frames without a
+ * marker costs one search in all, not one per frame.
+ */
+export class MarkerCursor {
+  private buf: Buffer | null = null;
+  /** Next marker at or after the frames still to come; -1: none in this read; -2: not searched yet. */
+  private at = -2;
+
+  startRead(buf: Buffer): void {
+    this.buf = buf;
+    this.at = -2;
+  }
+
+  sentUs(start: number, end: number): number {
+    const buf = this.buf!;
+    if (this.at === -2 || (this.at >= 0 && this.at < start)) this.at = buf.indexOf(MARKER_BYTES, start);
+    if (this.at < 0 || this.at >= end) return -1;
+    return sentUsAt(buf, this.at, end);
+  }
 }

@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
-import { findSentUs, nowUs } from './payload';
+import { MarkerCursor, findSentUs, nowUs } from './payload';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 // One handshake key per generator process: servers do not track keys, and a fixed key lets the expected
@@ -68,6 +68,7 @@ export class WsClient {
 
   private upgraded = false;
   private rest: Buffer | null = null;
+  private readonly markers = new MarkerCursor();
   private fragments: Buffer[] | null = null;
   private expectedClose = false;
   private pendingOpen: Pending | null = null;
@@ -156,6 +157,7 @@ export class WsClient {
       len = buf.length;
       this.rest = null;
     }
+    this.markers.startRead(buf);
     let off = 0;
     if (!this.upgraded) {
       const end = buf.subarray(0, len).indexOf(HEADER_END);
@@ -213,10 +215,10 @@ export class WsClient {
         if (!fin) return;
         const whole = Buffer.concat(this.fragments);
         this.fragments = null;
-        this.onText(whole, 0, whole.length, recvUs);
+        this.onText(whole, 0, whole.length, recvUs, findSentUs(whole, 0, whole.length));
         return;
       }
-      this.onText(buf, start, end, recvUs);
+      this.onText(buf, start, end, recvUs, this.markers.sentUs(start, end));
     } else if (opcode === OP_PING) {
       this.socket.write(maskedFrame(0xa, Buffer.from(buf.subarray(start, end))));
     } else if (opcode === OP_CLOSE) {
@@ -226,8 +228,7 @@ export class WsClient {
     // Binary and pong frames carry nothing the benchmark counts.
   }
 
-  private onText(buf: Buffer, start: number, end: number, recvUs: number): void {
-    const sentUs = findSentUs(buf, start, end);
+  private onText(buf: Buffer, start: number, end: number, recvUs: number, sentUs: number): void {
     if (sentUs >= 0) {
       this.events.onDelivery(sentUs, recvUs);
       return;
@@ -331,13 +332,19 @@ function maskedFrame(opcode: number, payload: Buffer): Buffer {
  * Value of a top-level `"field":"…"` string in a JSON frame, found by byte search. Valid for the fields
  * read here (event and channel names), which never contain quotes or escapes; null when absent.
  */
+let lastName = { bytes: Buffer.alloc(0), text: '' };
+
 function readStringField(buf: Buffer, start: number, end: number, field: Buffer): string | null {
-  const frame = buf.subarray(start, end); // bounded: see findSentUs
-  const rel = frame.indexOf(field);
-  if (rel < 0) return null;
-  const relTo = frame.indexOf(0x22, rel + field.length);
-  if (relTo < 0) return null;
-  const from = start + rel + field.length;
-  const to = start + relTo;
-  return buf.toString('latin1', from, to);
+  // Every frame read here has the field near its start, so this search ends inside the frame; only a
+  // frame without it would search on through the rest of the read.
+  const at = buf.indexOf(field, start);
+  if (at < 0 || at >= end) return null;
+  const from = at + field.length;
+  const to = buf.indexOf(0x22, from);
+  if (to < 0 || to > end) return null;
+  // Most frames repeat the previous frame's name: compare bytes instead of decoding a new string.
+  if (to - from === lastName.bytes.length && buf.compare(lastName.bytes, 0, lastName.bytes.length, from, to) === 0) return lastName.text;
+  const text = buf.toString('latin1', from, to);
+  lastName = { bytes: Buffer.from(text, 'latin1'), text };
+  return text;
 }
