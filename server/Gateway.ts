@@ -11,6 +11,9 @@ import {
   encodeData,
   encodeFrame,
   presenceSubscribedFrameOf,
+  DEVICE_EVENT,
+  DEVICE_SET_EVENT,
+  isDeviceId,
   requiresAuth,
   serverToUserId,
   splitAuth,
@@ -323,6 +326,8 @@ export class Gateway {
         return this.enqueue(conn, () => this.unsubscribe(conn, msg.data));
       case 'pusher:signin':
         return this.enqueue(conn, () => this.signin(conn, msg.data));
+      case DEVICE_EVENT:
+        return this.enqueue(conn, () => this.setDevice(conn, msg.data));
       default:
         if (msg.event.startsWith('client-')) return this.enqueue(conn, () => this.clientEvent(conn, msg.event, msg.channel, msg.data));
         return this.sendError(conn, ERRORS.EVENT_UNKNOWN.pusherCode, `${ERRORS.EVENT_UNKNOWN.message}: ${msg.event.slice(0, 64)}`);
@@ -455,6 +460,25 @@ export class Gateway {
     // Built as text from parts escaped once per member (user_info stays JSON text, never parsed again).
     const frame = known ? presenceSubscribedFrameOf(channel, known) : await this.state.presenceSubscribedFrame(conn.app.id, channel);
     conn.send(frame);
+  }
+
+  /**
+   * `herald:device`: the socket names its Web Push device (or forgets it, with null), so the device counts as
+   * live on the socket's channels from now on, as if it had connected with `device_id`.
+   */
+  private async setDevice(conn: Connection, raw: unknown): Promise<void> {
+    if (conn.closing) return;
+    const id = dataObject(raw)?.device_id;
+    if (id !== null && !isDeviceId(id)) return this.sendError(conn, ERRORS.DEVICE_ID_INVALID.pusherCode, ERRORS.DEVICE_ID_INVALID.message);
+    const previous = conn.deviceId;
+    if (id !== previous) {
+      conn.deviceId = id;
+      for (const channel of conn.channels.keys()) {
+        if (previous !== null) await this.state.removeLiveDevice(conn.app.id, channel, previous);
+        if (id !== null) await this.state.addLiveDevice(conn.app.id, channel, id);
+      }
+    }
+    conn.send(encodeFrame(DEVICE_SET_EVENT, { device_id: id }));
   }
 
   private async unsubscribe(conn: Connection, raw: unknown): Promise<void> {

@@ -36,6 +36,7 @@ export const ERRORS = {
   MESSAGE_INVALID: { status: 400, pusherCode: 4200, message: 'Invalid message format' },
   MESSAGE_BINARY: { status: 400, pusherCode: 4200, message: 'Binary frames are not supported' },
   EVENT_UNKNOWN: { status: 400, pusherCode: 4200, message: 'Unknown event' },
+  DEVICE_ID_INVALID: { status: 400, pusherCode: 4200, message: 'device_id must be a string of 1 to 128 characters, or null' },
   CLIENT_EVENT_RATE: { status: 429, pusherCode: 4301, message: 'Client event rate limit reached' },
   WATCHLIST_TOO_LONG: { status: 400, pusherCode: 4302, message: 'Watchlist has more than 100 ids; the first 100 are used' },
   CLIENT_EVENTS_DISABLED: { status: 403, pusherCode: 4009, message: 'Client events are not enabled for this app' },

@@ -44,3 +44,19 @@ export function pushUserIdProblem(id: unknown): string | null {
   if (id.length > MAX_PUSH_USER_ID_LENGTH) return `User id is longer than ${MAX_PUSH_USER_ID_LENGTH} characters`;
   return null;
 }
+
+/** Longest device id a socket may name (`device_id` on connect, or `herald:device`). */
+export const MAX_DEVICE_ID_LENGTH = 128;
+
+/** Whether `id` can name a Web Push device: a non-empty string of at most 128 characters. */
+export function isDeviceId(id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_DEVICE_ID_LENGTH;
+}
+
+/**
+ * Herald's extension to the Pusher protocol: a client names (or, with null, forgets) the Web Push device of
+ * an open connection, so the device counts as live on the socket's channels without reconnecting. The
+ * server answers `herald:device_set` with the same `device_id`.
+ */
+export const DEVICE_EVENT = 'herald:device';
+export const DEVICE_SET_EVENT = 'herald:device_set';

@@ -50,8 +50,8 @@ export class Connection implements Flushable {
     readonly socketId: string,
     readonly app: AppOptions,
     readonly remoteAddress: string,
-    /** Web Push device id from the `device_id` query parameter (our browser SDK sends it). */
-    readonly deviceId: string | null,
+    /** Web Push device id: the `device_id` query parameter, or later `herald:device` (our browser SDK). */
+    public deviceId: string | null,
   ) {
     this.openedAt = this.lastSeen = Date.now();
   }

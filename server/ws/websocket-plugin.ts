@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import type { Gateway } from '../Gateway';
+import { isDeviceId } from '../../sdk/protocol';
 
 /**
  * The WebSocket transport: upgrades `/app/:key` and hands the socket to the gateway. It knows nothing of
@@ -43,7 +44,7 @@ export async function websocketPlugin(fastify: FastifyInstance, opts: { gateway:
         protocol: q.protocol,
         origin: request.headers.origin,
         remoteAddress: request.ip,
-        deviceId: typeof q.device_id === 'string' && q.device_id.length <= 128 ? q.device_id : null,
+        deviceId: isDeviceId(q.device_id) ? q.device_id : null,
       });
     },
   );

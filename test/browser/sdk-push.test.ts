@@ -97,15 +97,17 @@ void test('push.register → live delivery with no push; closed tab → notifica
   await stubPushManager(context, subscription);
 
   const tab = await openPage(context, site.url);
-  await tab.waitForFunction(`h.connection.state === 'connected'`);
+  await tab.waitForFunction(`h.connection.state === 'connected' && h.channel('alerts').subscribed`);
+  const socketId = await tab.evaluate<string>(`h.connection.socket_id`);
   const deviceId = await tab.evaluate<string>(`h.push.register({ serviceWorker: '/herald-sw.js', interests: ['alerts'] })`);
   assert.equal(typeof deviceId, 'string');
   assert.deepEqual(await tab.evaluate(`window.subscribeOptions`), { userVisibleOnly: true, keyBytes: 65 });
   assert.equal(await tab.evaluate(`h.push.deviceId`), deviceId);
-  // The connection was renewed with the device id, so Herald knows this device is live.
-  await tab.waitForFunction(`h.connection.state === 'connected' && h.channel('alerts').subscribed`);
+  // The open connection named the device (herald:device): Herald knows it is live, with no reconnect.
+  assert.equal(await tab.evaluate(`h.connection.socket_id`), socketId, 'the same connection');
   const live = [...h.server.gateway.registry.all()].map((c) => c.deviceId);
   assert.deepEqual(live, [deviceId]);
+  assert.equal((await h.server.gateway.state.liveDevices(h.app.id, 'alerts', [deviceId])).size, 1);
 
   await tab.evaluate(`h.push.addInterest('extra')`);
   await tab.evaluate(`h.push.removeInterest('extra')`);

@@ -68,6 +68,47 @@ void test('one node: the online device gets the event on its socket, the offline
   assert.deepEqual((await publishStatus(h, r2.body.push.publishId)).skippedOnline, 0);
 });
 
+void test('herald:device names the device of an open socket (and null forgets it): live without reconnecting', async (t) => {
+  const { h, fake } = await single(t);
+  const d = await registerDevice(h, fake, ['news']);
+  const other = await registerDevice(h, fake, ['news']);
+  const c = await RawClient.connect(h, { query: QUERY });
+  t.after(() => c.close());
+  c.send({ event: 'pusher:subscribe', data: { channel: 'news' } });
+  await c.next('pusher_internal:subscription_succeeded', 5000, 'news');
+  const live = async () => [...(await h.server.gateway.state.liveDevices(h.app.id, 'news', [d.deviceId, other.deviceId]))].sort();
+
+  c.send({ event: 'herald:device', data: { device_id: d.deviceId } });
+  assert.deepEqual((await c.next('herald:device_set', 5000)).data, { device_id: d.deviceId });
+  assert.deepEqual(await live(), [d.deviceId]);
+  const r = await signed<{ push: { publishId: string } }>(h, 'POST', '/events', event('news', push));
+  await c.next('message', 5000, 'news');
+  await fake.waitFor(1);
+  const st = await publishStatus(h, r.body.push.publishId);
+  assert.deepEqual([st.targeted, st.skippedOnline, st.sent], [2, 1, 1]);
+  assert.equal(fake.messagesFor(d.sub.id).length, 0, 'the named device is live: no push');
+
+  // Renaming moves liveness; a channel joined later counts too.
+  c.send({ event: 'herald:device', data: { device_id: other.deviceId } });
+  await c.next('herald:device_set', 5000);
+  assert.deepEqual(await live(), [other.deviceId]);
+  c.send({ event: 'pusher:subscribe', data: { channel: 'later' } });
+  await c.next('pusher_internal:subscription_succeeded', 5000, 'later');
+  assert.equal((await h.server.gateway.state.liveDevices(h.app.id, 'later', [other.deviceId])).size, 1);
+
+  c.send({ event: 'herald:device', data: { device_id: null } });
+  assert.deepEqual((await c.next('herald:device_set', 5000)).data, { device_id: null });
+  assert.deepEqual(await live(), []);
+
+  for (const bad of ['', 'x'.repeat(129), 42]) {
+    c.send({ event: 'herald:device', data: { device_id: bad } });
+    const err = await c.next('pusher:error', 5000);
+    assert.deepEqual(err.data, { code: 4200, message: 'device_id must be a string of 1 to 128 characters, or null' });
+  }
+  assert.deepEqual(await live(), [], 'a refused id changes nothing');
+  assert.equal(c.ws.readyState, c.ws.OPEN, 'the socket stays open');
+});
+
 void test('a device online on any of the event\'s channels is skipped; one push across several channels', async (t) => {
   const { h, fake } = await single(t);
   const d = await registerDevice(h, fake, ['a', 'b']);

@@ -1,4 +1,4 @@
-import { channelNameProblem, channelType, type ServerMessage } from '../../protocol';
+import { DEVICE_EVENT, DEVICE_SET_EVENT, channelNameProblem, channelType, type ServerMessage } from '../../protocol';
 import { authenticateUser, authorizeChannel } from './auth';
 import { Channel, type ChannelHost } from './channels/Channel';
 import { EncryptedChannel, type Encryption } from './channels/EncryptedChannel';
@@ -9,6 +9,9 @@ import { resolveOptions, type ChannelAuthData, type HeraldOptions, type Resolved
 import { PushClient } from './push/PushClient';
 import { pushBase, socketUrl } from './url';
 import { User } from './User';
+
+/** How long `push.register()` waits for Herald to confirm the device on the open connection. */
+const DEVICE_ANSWER_MS = 5000;
 
 /**
  * A Herald client: one connection, its channels, the signed-in user and Web Push. The API follows
@@ -35,7 +38,7 @@ export class Herald {
     this.config = resolveOptions(options);
     this.encryption = options.encryption;
     const endpoint = () => ({ host: this.config.host, port: this.config.port, tls: this.config.tls });
-    this.push = new PushClient(key, () => pushBase(key, endpoint()), () => this.renewConnection());
+    this.push = new PushClient(key, () => pushBase(key, endpoint()), () => this.declareDevice());
     this.connection = new ConnectionManager(this.config, (tls) => socketUrl(key, { ...endpoint(), tls }, this.push.deviceId));
 
     const connection = this.connection;
@@ -133,6 +136,32 @@ export class Herald {
   }
 
   /** Reconnects so the handshake carries the current device id; resolves when connected again. */
+  /**
+   * Tells Herald the connection's new device id (`herald:device`) and resolves on its answer. The id also
+   * goes in the URL of every later connection. A server that does not answer within 5 s (not Herald, or an
+   * older one) gets the id by a reconnect instead.
+   */
+  private declareDevice(): Promise<void> {
+    if (this.connection.state !== 'connected') return Promise.resolve();
+    const deviceId = this.push.deviceId;
+    return new Promise((resolve) => {
+      const finish = (renew: boolean) => {
+        clearTimeout(timer);
+        this.connection.unbind('message', onMessage);
+        if (renew) void this.renewConnection().then(resolve);
+        else resolve();
+      };
+      const onMessage = (msg: ServerMessage) => {
+        if (msg.event === DEVICE_SET_EVENT) finish(false);
+        // A server that does not know the event says so ("Unknown event: herald:device").
+        else if (msg.event === 'pusher:error' && JSON.stringify(msg.data ?? '').includes(DEVICE_EVENT)) finish(true);
+      };
+      const timer = setTimeout(() => finish(true), DEVICE_ANSWER_MS);
+      this.connection.bind('message', onMessage);
+      if (!this.connection.send(DEVICE_EVENT, { device_id: deviceId })) finish(true);
+    });
+  }
+
   private renewConnection(): Promise<void> {
     if (this.connection.state !== 'connected') return Promise.resolve();
     return new Promise((resolve) => {

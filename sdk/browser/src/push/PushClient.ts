@@ -1,8 +1,8 @@
 /**
  * Web Push registration against Herald's device API (push.md §1.5, Beams' web SDK flow): ask permission,
  * fetch the app's VAPID key, subscribe the service worker's push manager with it, register the
- * subscription as a device, remember the device id and send it when connecting (`device_id`), so Herald
- * does not push a device that has a live connection.
+ * subscription as a device, remember the device id and tell Herald on the open connection (`herald:device`)
+ * and on every later one (`device_id`), so Herald does not push a device that has a live connection.
  */
 import { interestNameFault, MAX_INTEREST_LENGTH } from '../../../protocol';
 import { DeviceStore } from './device-store';
@@ -54,8 +54,8 @@ export class PushClient {
 
   /**
    * Registers this browser for notifications; resolves with the device id. Call it from a user gesture.
-   * Herald learns a device id when a connection opens, so a live connection is renewed once (channels are
-   * subscribed again) and this resolves when the renewed connection is up.
+   * An open connection tells Herald the new id at once (`herald:device`), so this device counts as live on
+   * its channels without reconnecting; this resolves once Herald has confirmed it.
    */
   async register(opts: PushRegisterOptions): Promise<string> {
     if (!PushClient.isSupported()) throw new PushError('Web Push is not supported here (needs a secure context, service workers and PushManager)');
