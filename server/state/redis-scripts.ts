@@ -80,7 +80,29 @@ return out
  * KEYS: members, sockets, node share (all `{A:C}`). ARGV: user, delta, user_info, max members (-1: none).
  * Returns {before, after, refused} in the user's sockets across the cluster.
  */
-export const PRESENCE_DELTA = `
+/**
+ * Shared by PRESENCE_DELTA and PRESENCE_SET: moves this node's share of user `u` to `want` (KEYS[3]) and the
+ * cluster's socket count by the same amount (KEYS[2]), adding the member (KEYS[1]) on its first socket and
+ * removing it on its last. Returns the cluster count before and after.
+ */
+const PRESENCE_SHIFT = `
+local function shift_user(u, mine, want, info)
+  if want == 0 then redis.call('HDEL', KEYS[3], u) else redis.call('HSET', KEYS[3], u, want) end
+  local before = tonumber(redis.call('HGET', KEYS[2], u) or '0')
+  local after = before + want - mine
+  if after <= 0 then
+    after = 0
+    redis.call('HDEL', KEYS[2], u)
+    redis.call('HDEL', KEYS[1], u)
+  else
+    redis.call('HSET', KEYS[2], u, after)
+    if before == 0 then redis.call('HSET', KEYS[1], u, info) end
+  end
+  return before, after
+end
+`;
+
+export const PRESENCE_DELTA = `${PRESENCE_SHIFT}
 local u = ARGV[1]
 local d = tonumber(ARGV[2])
 local max = tonumber(ARGV[4])
@@ -89,38 +111,19 @@ local mine = tonumber(redis.call('HGET', KEYS[3], u) or '0')
 if mine + d < 0 then d = -mine end
 if d == 0 then return {before, before, 0} end
 if before == 0 and d > 0 and max >= 0 and redis.call('HLEN', KEYS[1]) >= max then return {0, 0, 1} end
-if mine + d == 0 then redis.call('HDEL', KEYS[3], u) else redis.call('HSET', KEYS[3], u, mine + d) end
-local after = before + d
-if after <= 0 then
-  after = 0
-  redis.call('HDEL', KEYS[2], u)
-  redis.call('HDEL', KEYS[1], u)
-else
-  redis.call('HSET', KEYS[2], u, after)
-  if before == 0 then redis.call('HSET', KEYS[1], u, ARGV[3]) end
-end
-return {before, after, 0}
+local b, after = shift_user(u, mine, mine + d, ARGV[3])
+return {b, after, 0}
 `;
 
 /** KEYS as PRESENCE_DELTA. ARGV: user, wanted share, user_info, … Returns {user, before, after, …} for changes. */
-export const PRESENCE_SET = `
+export const PRESENCE_SET = `${PRESENCE_SHIFT}
 local out = {}
 for i = 1, #ARGV, 3 do
   local u = ARGV[i]
   local want = tonumber(ARGV[i + 1])
   local mine = tonumber(redis.call('HGET', KEYS[3], u) or '0')
   if want ~= mine then
-    if want == 0 then redis.call('HDEL', KEYS[3], u) else redis.call('HSET', KEYS[3], u, want) end
-    local before = tonumber(redis.call('HGET', KEYS[2], u) or '0')
-    local after = before + want - mine
-    if after <= 0 then
-      after = 0
-      redis.call('HDEL', KEYS[2], u)
-      redis.call('HDEL', KEYS[1], u)
-    else
-      redis.call('HSET', KEYS[2], u, after)
-      if before == 0 then redis.call('HSET', KEYS[1], u, ARGV[i + 2]) end
-    end
+    local before, after = shift_user(u, mine, want, ARGV[i + 2])
     out[#out + 1] = u
     out[#out + 1] = before
     out[#out + 1] = after
