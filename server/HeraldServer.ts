@@ -20,6 +20,7 @@ import { metricsPlugin } from './http/metrics-plugin';
 import { Metrics } from './metrics/Metrics';
 import { configDefault } from './options/config-default';
 import { WebhookObserver, type WebhookSettings } from './webhooks/WebhookObserver';
+import { createWebhookJournal } from './webhooks/WebhookJournal';
 import { pushDevicePlugin } from './http/push-device-plugin';
 import { pushPublishPlugin } from './http/push-publish-plugin';
 import { resolvePushConfig } from './push/push-config';
@@ -29,7 +30,7 @@ import { createPushStore, PushService, type PushTuning } from './push/PushServic
 export interface Backends {
   adapter?: Adapter;
   state?: ClusterState;
-  /** Webhook timings; tests shorten them. */
+  /** Webhook timings, and the journal (default: from the options); tests shorten or replace them. */
   webhooks?: WebhookSettings;
   /** Called once with the gateway built on these backends (the Redis ones resubscribe and report through it). */
   attach?(gateway: Gateway): void;
@@ -65,7 +66,9 @@ export class HeraldServer {
     this.gateway = new Gateway(options, apps, chosen.adapter ?? new LocalAdapter(), chosen.state ?? new LocalState(), log);
     chosen.attach?.(this.gateway);
     // One console line per webhook request (the console is made below, before anything can be sent).
-    this.webhooks = new WebhookObserver(this.gateway.state, log.child({ component: 'webhooks' }), backends.webhooks, {
+    const webhookLog = log.child({ component: 'webhooks' });
+    const journal = backends.webhooks?.journal !== undefined ? backends.webhooks.journal : createWebhookJournal(options, webhookLog);
+    this.webhooks = new WebhookObserver(this.gateway.state, webhookLog, { ...backends.webhooks, journal }, {
       report: (appId, detail, channel) => this.debugConsole.report(appId, 'webhook', { channel, detail }),
     });
     this.gateway.observe(this.webhooks);
@@ -140,6 +143,9 @@ export class HeraldServer {
 
   /** Listens; resolves with the bound address (port 0 picks a free port). */
   async start(): Promise<{ host: string; port: number }> {
+    // First: a journal locked by another process stops start-up before anything else, and what it kept
+    // is queued before any new event of its channels.
+    await this.webhooks.start((id) => this.gateway.apps.byId(id));
     await this.gateway.start();
     await this.push?.start();
     await this.http.listen({ host: this.options.host, port: this.options.port });
@@ -184,8 +190,10 @@ export class HeraldServer {
     this.http.server.closeAllConnections();
     // Sends in flight get the rest of the grace; unsent deliveries are released for the next start.
     await step('push', () => this.push?.stop(deadline), left());
-    // Before the state stops: pending channel_vacated / member_removed take their marks there.
-    await step('webhooks', () => this.webhooks.stop(deadline), left());
+    // Before the state stops: pending channel_vacated / member_removed take their marks there. Sending
+    // ends at the deadline itself; the moment more is for what follows it: aborting the requests left and
+    // writing the journal (what is kept for the next start, what was delivered).
+    await step('webhooks', () => this.webhooks.stop(deadline), left() + 1000);
     await step('backends', () => this.gateway.stop(), Math.max(1000, left()));
   }
 }

@@ -85,9 +85,12 @@ export interface HeraldOptions {
   // their defaults (`configDefault`).
   trustProxy?: boolean | string[];
   maxConnectionsPerIp?: number;
+  maxSendBufferBytes?: number;
   memoryThresholdPercent?: number;
   memoryLimitBytes?: number;
   metricsEnabled?: boolean;
+  /** Journal queued webhook events in the data directory (default true). */
+  webhookJournal?: boolean;
   adminToken?: string;
   tls?: { cert: string; key: string };
   /** Redis that makes this node a cluster member (adapter + shared state); unset: one node, in memory. */

@@ -84,8 +84,16 @@ export const configSchema = {
     activityTimeout: { type: 'integer', minimum: 5, maximum: 120, default: 30, description: 'Seconds advertised as `activity_timeout`; a socket silent this long (plus a grace) is pinged.' },
     pongTimeout: { type: 'integer', minimum: 1, maximum: 120, default: 30, description: 'Seconds to wait for any reply to a server ping before closing with 4201.' },
     maxMessageBytes: { type: 'integer', minimum: 1024, default: 65536, description: 'Largest WebSocket frame accepted; larger frames are closed with 1009.' },
+    maxSendBufferBytes: {
+      type: 'integer', minimum: 65536, default: 4194304,
+      description: 'Bytes that may wait to be sent to one WebSocket client (beyond what the kernel holds); a client further behind is not reading and is dropped (recorded as 4100; it reconnects and resubscribes).',
+    },
     maxRequestBytes: { type: 'integer', minimum: 1024, default: 1048576, description: 'Largest REST request body; larger bodies get 413 before parsing.' },
     shutdownGraceMs: { type: 'integer', minimum: 0, default: 10000, description: 'How long graceful shutdown waits for in-flight work.' },
+    webhookJournal: {
+      type: 'boolean', default: true,
+      description: 'Keep queued webhook events in `webhooks.sqlite` in `dataDir` until delivered or given up, so a crash or restart of this node sends them at its next start (at least once). false: queues live in memory only.',
+    },
     trustProxy: {
       anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],
       default: false,

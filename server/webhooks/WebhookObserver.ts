@@ -23,11 +23,14 @@ import type { AppOptions, WebhookEventType } from '../options/Options';
 import type { ClusterState } from '../state/ClusterState';
 import { WebhookSender, type WebhookReporting, type WebhookSenderOptions, type WebhookStats } from './WebhookSender';
 import type { WebhookEvent } from './webhook-request';
+import type { WebhookJournal } from './WebhookJournal';
 
 /** Internal tuning (tests shorten the delays); production uses the defaults. */
 export interface WebhookSettings extends WebhookSenderOptions {
   /** How long `channel_vacated` and `member_removed` wait for a rejoin. */
   debounceMs?: number;
+  /** Where queued events survive a restart (HeraldServer picks it from the options); null: memory only. */
+  journal?: WebhookJournal | null;
 }
 
 /** A mark outlives its timer by this much, so a late timer (busy event loop, slow Redis) still finds it. */
@@ -59,7 +62,12 @@ export class WebhookObserver implements GatewayObserver {
     reporting: WebhookReporting = {},
   ) {
     this.debounceMs = settings.debounceMs ?? 3000;
-    this.sender = new WebhookSender(log, settings, reporting);
+    this.sender = new WebhookSender(log, settings, reporting, settings.journal ?? null);
+  }
+
+  /** Queues again what the journal kept from an earlier run (see `WebhookSender.start`); before events arrive. */
+  start(appById: (id: string) => AppOptions | undefined): Promise<void> {
+    return this.sender.start(appById);
   }
 
   stats(): WebhookStats {

@@ -14,7 +14,12 @@
  *   backoff: failures are nearly always the receiver's, not one event's.
  * - Bounded: at most `maxQueue` events wait per app (counted once per target). Beyond that new events are
  *   dropped, counted in `dropped` and logged (at most every 10 s per app); `enqueue` never blocks.
- * - Nothing is persisted: what is still queued when the shutdown grace period ends is lost (`expired`).
+ * - Journaled (with a {@link WebhookJournal}): each queued event is written to the node's journal and
+ *   removed once its outcome is final: delivered, or given up (`expired`). Events refused by a full queue
+ *   are never written. What is not delivered when the shutdown grace period ends stays in the journal and
+ *   is not counted; `start()` queues it again at the next start, in its order and with its creation time.
+ *   A crash between a 2xx and the write of the removal sends the event again: at least once. Without a
+ *   journal, what is still queued at the end of the grace period is lost (`expired`).
  * - Reported: each request's outcome (delivered, failed and whether it is retried) and each drop go to
  *   `WebhookReporting.report` as one line, for the debug console: one call per request, never per event.
  */
@@ -24,6 +29,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AppOptions, WebhookEventType, WebhookTarget } from '../options/Options';
 import { WebhookAgents, postWebhook } from './post-webhook';
+import { webhookTargetKey, type JournaledWebhook, type WebhookJournal } from './WebhookJournal';
 import { buildWebhookRequest, targetAccepts, type WebhookEvent, type WebhookRequest } from './webhook-request';
 
 /** Tuning of {@link WebhookSender}; the defaults follow protocol.md §4 (and sockudo's choices). */
@@ -66,7 +72,10 @@ export interface WebhookCounters {
   failed: number;
   /** Events refused because the app's queue was full. */
   dropped: number;
-  /** Events given up: not delivered within `maxAgeMs`, or still queued when the server stopped. */
+  /**
+   * Events given up: not delivered within `maxAgeMs` (also journaled ones found too old at start-up), or,
+   * without a journal, still queued when the server stopped.
+   */
   expired: number;
   /** Events waiting or in flight now. */
   depth: number;
@@ -103,9 +112,12 @@ export function retryDelayMs(failures: number, opts: RetryDelayOptions = {}): nu
   return Math.max(0, Math.round(raw * (1 - jitter + 2 * jitter * random())));
 }
 
+/** One event queued for one target. */
 interface Entry {
   event: WebhookEvent;
   createdAt: number;
+  /** Its row in the journal (0: not journaled). */
+  journalId: number;
 }
 
 interface Delivery {
@@ -117,6 +129,9 @@ interface Delivery {
 }
 
 type Settings = Required<Omit<WebhookSenderOptions, 'backoff'>> & { backoff: RetryDelayOptions };
+
+/** What became of a journaled event at start-up. */
+type RestoreOutcome = 'restored' | 'tooOld' | 'noTarget' | 'full';
 
 const DROP_LOG_EVERY_MS = 10_000;
 
@@ -158,11 +173,14 @@ export class WebhookSender {
   private depth = 0;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
+  /** The journal once `start()` opened it; until then (and without one) nothing is journaled. */
+  private opened: WebhookJournal | null = null;
 
   constructor(
     private readonly log: Logger,
     options: WebhookSenderOptions = {},
     private readonly reporting: WebhookReporting = {},
+    private readonly journal: WebhookJournal | null = null,
   ) {
     this.settings = {
       maxQueue: options.maxQueue ?? 10_000,
@@ -174,6 +192,38 @@ export class WebhookSender {
       backoff: options.backoff ?? {},
       userAgent: options.userAgent ?? `Herald-Webhooks/${heraldVersion()}`,
     };
+  }
+
+  /**
+   * Opens the journal and queues again what an earlier run of this node left in it, per channel in its
+   * original order and with its original creation time, so `maxAgeMs` still applies: older events are
+   * dropped (counted in `expired`), and so are those of an app or target no longer configured. Call once,
+   * before the first `enqueue`, so these events go before any new one of their channel.
+   */
+  async start(appById: (id: string) => AppOptions | undefined): Promise<void> {
+    if (!this.journal || this.opened || this.stopped) return;
+    const rows = await this.journal.open();
+    this.opened = this.journal;
+    const outcome = new Map<string, Record<RestoreOutcome, number>>();
+    for (const row of rows) {
+      let o = outcome.get(row.appId);
+      if (!o) outcome.set(row.appId, (o = { restored: 0, tooOld: 0, noTarget: 0, full: 0 }));
+      const app = appById(row.appId);
+      const result = app && app.webhooks.length > 0 ? this.queueOf(app).restore(row) : 'noTarget';
+      o[result]++;
+      if (result !== 'restored') this.opened.remove(row.id);
+    }
+    for (const [app, o] of outcome) {
+      if (o.restored > 0) this.log.info({ app, events: o.restored }, 'webhook events restored from the journal; sending them again');
+      if (o.tooOld > 0) this.log.warn({ app, events: o.tooOld, maxAgeMs: this.settings.maxAgeMs }, 'journaled webhook events too old to send were dropped');
+      if (o.noTarget > 0) this.log.warn({ app, events: o.noTarget }, 'journaled webhook events for an app or target no longer configured were dropped');
+      if (o.full > 0) this.log.warn({ app, events: o.full, maxQueue: this.settings.maxQueue }, 'journaled webhook events beyond maxQueue were dropped');
+    }
+  }
+
+  /** @internal the open journal, if any. */
+  get openJournal(): WebhookJournal | null {
+    return this.opened;
   }
 
   /** True when some target of the app takes events of this type on this channel. */
@@ -207,7 +257,8 @@ export class WebhookSender {
 
   /**
    * Sends what is queued (batch windows closed at once) until everything is delivered or `deadline`
-   * (epoch ms) passes, then aborts what is left and counts it as expired.
+   * (epoch ms) passes, then aborts what is left: it stays in the journal for the next start, or without
+   * one is counted as expired. Closes the journal last, with the removals of what was delivered.
    */
   async stop(deadline: number): Promise<void> {
     if (this.stopped) return;
@@ -222,14 +273,21 @@ export class WebhookSender {
     }
     this.stopped = true;
     for (const q of this.queues.values()) {
-      const before = q.counters.expired;
+      const [expired, kept] = [q.counters.expired, q.kept];
       await Promise.allSettled(q.targets.flatMap((t) => t.abort()));
-      const lost = q.counters.expired - before;
-      if (lost === 0) continue;
-      this.log.warn({ app: q.appId, events: lost }, 'webhook events not delivered before shutdown were dropped');
-      q.report(`webhooks dropped ${eventCount(lost)}: not delivered before shutdown`);
+      const lost = q.counters.expired - expired;
+      if (lost > 0) {
+        this.log.warn({ app: q.appId, events: lost }, 'webhook events not delivered before shutdown were dropped');
+        q.report(`webhooks dropped ${eventCount(lost)}: not delivered before shutdown`);
+      }
+      const journaled = q.kept - kept;
+      if (journaled > 0) {
+        this.log.warn({ app: q.appId, events: journaled }, 'webhook events not delivered before shutdown stay in the journal; they will be resent at the next start');
+        q.report(`webhooks kept ${eventCount(journaled)} in the journal: not delivered before shutdown, resent at the next start`);
+      }
     }
     this.agents.destroy();
+    await this.opened?.close();
   }
 
   /** @internal called by the queues whenever events leave them. */
@@ -262,6 +320,9 @@ class AppQueue {
   readonly counters = emptyWebhookCounters();
   readonly targets: TargetQueue[] = [];
   readonly appId: string;
+  /** Events left in the journal at shutdown (not counted in `counters`: they are not given up). */
+  kept = 0;
+  private readonly byKey = new Map<string, TargetQueue>();
   private droppedSinceLog = 0;
   private lastDropLog = 0;
 
@@ -282,24 +343,51 @@ class AppQueue {
         log.error({ err, app: app.id, url: target.url }, 'webhook target has an invalid url; it is skipped');
         continue;
       }
-      this.targets.push(new TargetQueue(this, target, url, this.validHeaders(target, url)));
+      // Two targets alike in url and filters get distinct keys, in config order.
+      let key = webhookTargetKey(target);
+      for (let n = 2; this.byKey.has(key); n++) key = `${webhookTargetKey(target)}/${n}`;
+      const t = new TargetQueue(this, target, key, url, this.validHeaders(target, url));
+      this.targets.push(t);
+      this.byKey.set(key, t);
     }
   }
 
   enqueue(event: WebhookEvent): void {
-    let entry: Entry | null = null;
+    const journal = this.sender.openJournal;
+    let createdAt = 0;
     for (const t of this.targets) {
       if (!targetAccepts(t.target, event.name, event.channel)) continue;
       if (this.counters.depth >= this.settings.maxQueue) {
         this.drop(t);
         continue;
       }
-      entry ??= { event, createdAt: Date.now() };
-      this.counters.queued++;
-      this.counters.depth++;
-      this.sender.admitted();
-      t.push(entry);
+      createdAt ||= Date.now();
+      // Journaled before `push` schedules the first request: the write goes first (see WebhookJournal).
+      this.admit(t, { event, createdAt, journalId: journal?.append(this.appId, t.key, event, createdAt) ?? 0 });
     }
+  }
+
+  /** Queues a journaled event again for its target, unless it is too old, the target is gone or the queue is full. */
+  restore(row: JournaledWebhook): RestoreOutcome {
+    const t = this.byKey.get(row.target);
+    if (!t) return 'noTarget';
+    if (Date.now() - row.createdAt >= this.settings.maxAgeMs) {
+      this.counters.expired++;
+      return 'tooOld';
+    }
+    if (this.counters.depth >= this.settings.maxQueue) {
+      this.counters.dropped++;
+      return 'full';
+    }
+    this.admit(t, { event: row.event, createdAt: row.createdAt, journalId: row.id });
+    return 'restored';
+  }
+
+  /** Forgets the entries' journal rows: their outcome is final. */
+  unjournal(entries: readonly Entry[]): void {
+    const journal = this.sender.openJournal;
+    if (!journal) return;
+    for (const e of entries) if (e.journalId > 0) journal.remove(e.journalId);
   }
 
   /** One line in the debug console's log (the console ignores it unless someone watches the app). */
@@ -311,6 +399,13 @@ class AppQueue {
   release(n: number): void {
     this.counters.depth -= n;
     this.sender.released(n);
+  }
+
+  private admit(t: TargetQueue, entry: Entry): void {
+    this.counters.queued++;
+    this.counters.depth++;
+    this.sender.admitted();
+    t.push(entry);
   }
 
   private drop(t: TargetQueue): void {
@@ -369,6 +464,8 @@ class TargetQueue {
   constructor(
     private readonly owner: AppQueue,
     readonly target: WebhookTarget,
+    /** Names the target in the journal (see `webhookTargetKey`). */
+    readonly key: string,
     private readonly url: URL,
     private readonly headers: Record<string, string>,
   ) {
@@ -416,18 +513,17 @@ class TargetQueue {
     this.pump();
   }
 
-  /** Stops for good: aborts requests in flight and expires everything still queued. */
+  /** Stops for good: aborts requests in flight and abandons everything still queued (see `abandon`). */
   abort(): Promise<void>[] {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    let lost = this.waiting;
-    for (const d of this.retries) lost += d.entries.length;
+    const left = [...this.lanes.values(), ...this.retries.map((d) => d.entries)].flat();
     this.lanes.clear();
     this.ready.clear();
     this.retries.length = 0;
     this.waiting = 0;
-    this.expire(lost);
+    this.abandon(left);
     this.abortController.abort();
     return [...this.inFlight];
   }
@@ -475,7 +571,7 @@ class TargetQueue {
     const limit = this.target.batch ? maxBatch : 1;
     const entries: Entry[] = [];
     const channels: string[] = [];
-    let expired = 0;
+    const expired: Entry[] = [];
     for (const channel of this.ready) {
       if (entries.length >= limit) break;
       const lane = this.lanes.get(channel) ?? [];
@@ -484,7 +580,7 @@ class TargetQueue {
         const e = lane.shift() as Entry;
         this.waiting--;
         if (now - e.createdAt >= maxAgeMs) {
-          expired++;
+          expired.push(e);
           continue;
         }
         entries.push(e);
@@ -500,10 +596,10 @@ class TargetQueue {
     }
     // Events left over have waited at least one request already: the next batch goes out at once.
     this.windowStart = this.waiting === 0 ? 0 : 1;
-    if (expired > 0) {
-      this.expire(expired);
-      this.owner.log.warn({ app: this.owner.appId, url: this.label, events: expired }, 'webhook events expired in the queue');
-      this.owner.report(`webhook to ${this.label} dropped ${eventCount(expired)} still queued: ${this.tooOld}`);
+    if (expired.length > 0) {
+      this.giveUp(expired);
+      this.owner.log.warn({ app: this.owner.appId, url: this.label, events: expired.length }, 'webhook events expired in the queue');
+      this.owner.report(`webhook to ${this.label} dropped ${eventCount(expired.length)} still queued: ${this.tooOld}`);
     }
     if (entries.length === 0) return this.nextNew(now);
     return { entries, channels, attempts: 0, ...this.build(entries) };
@@ -554,6 +650,7 @@ class TargetQueue {
     const n = d.entries.length;
     this.owner.report(`webhook to ${this.label} delivered: answered ${status}, ${eventCount(n)}${d.attempts > 1 ? `, attempt ${d.attempts}` : ''}`, d.channels);
     this.owner.counters.sent += n;
+    this.owner.unjournal(d.entries);
     this.release(d);
     this.owner.release(n);
   }
@@ -567,7 +664,7 @@ class TargetQueue {
     const channels = d.channels;
     const failed = `webhook to ${this.label} failed: ${error ?? `answered ${status}`}, ${eventCount(events)}, attempt ${d.attempts}`;
     if (this.stopped) {
-      this.expire(events);
+      this.abandon(d.entries);
       this.release(d);
       this.owner.report(`${failed}; not retried: server stopping`, channels);
       return;
@@ -590,9 +687,10 @@ class TargetQueue {
    * Returns how many remain (0: the delivery was released).
    */
   private prune(d: Delivery, at: number, lastFailure: Record<string, unknown> = {}): number {
-    const keep = d.entries.filter((e) => at - e.createdAt < this.settings.maxAgeMs);
+    const tooOld = (e: Entry) => at - e.createdAt >= this.settings.maxAgeMs;
+    const keep = d.entries.filter((e) => !tooOld(e));
     if (keep.length === d.entries.length) return keep.length;
-    this.expire(d.entries.length - keep.length);
+    this.giveUp(d.entries.filter(tooOld));
     this.owner.log.warn(
       { app: this.owner.appId, url: this.label, ...lastFailure, attempt: d.attempts, events: d.entries.length - keep.length },
       `webhook given up: ${this.tooOld}`,
@@ -615,9 +713,23 @@ class TargetQueue {
     }
   }
 
-  private expire(n: number): void {
-    if (n === 0) return;
-    this.owner.counters.expired += n;
-    this.owner.release(n);
+  /** The entries are too old to send: counted as expired and removed from the journal. */
+  private giveUp(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    this.owner.counters.expired += entries.length;
+    this.owner.unjournal(entries);
+    this.owner.release(entries.length);
+  }
+
+  /**
+   * The server stops before the entries were delivered: journaled ones stay in the journal for the next
+   * start (counted in `kept`, not as expired); the others are lost and counted as expired.
+   */
+  private abandon(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const kept = entries.filter((e) => e.journalId > 0).length;
+    this.owner.kept += kept;
+    this.owner.counters.expired += entries.length - kept;
+    this.owner.release(entries.length);
   }
 }

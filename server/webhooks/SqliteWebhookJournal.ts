@@ -1,0 +1,184 @@
+/**
+ * The webhook journal in one SQLite file in the data directory, beside the push store and configured like
+ * it: WAL with `synchronous=NORMAL` (a commit survives a crash of the process; a power loss may take the
+ * last commits, which `FULL` would keep at an fsync per commit), and an exclusive lock held until close, so
+ * a second Herald on the same data directory fails at start-up instead of sending the same events.
+ *
+ * One table, one row per event and target, keyed by an id this class assigns in append order. Rows are
+ * short-lived (most are removed a few milliseconds after they are written), so the table stays small.
+ */
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { JournaledWebhook, WebhookJournal } from './WebhookJournal';
+import type { WebhookEvent } from './webhook-request';
+
+/** The journal's file name in the data directory. */
+export const WEBHOOK_JOURNAL_FILE = 'webhooks.sqlite';
+
+/**
+ * Run first on every open. The exclusive lock is held until close from the first write on; the empty
+ * transaction takes it at once, so a second process fails here even on a journal with nothing to write.
+ */
+const SETTINGS = `
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA locking_mode = EXCLUSIVE;
+BEGIN EXCLUSIVE; COMMIT;
+`;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS webhook_events (
+  id INTEGER PRIMARY KEY, app_id TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL,
+  event TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+`;
+
+/** A failed write is logged at most this often (a full disk would otherwise log every turn). */
+const ERROR_LOG_EVERY_MS = 10_000;
+
+interface Row {
+  id: number;
+  app_id: string;
+  target: string;
+  event: string;
+  created_at: number;
+}
+
+interface Append {
+  appId: string;
+  target: string;
+  event: WebhookEvent;
+  createdAt: number;
+}
+
+/** WebhookJournal in a local SQLite file (see the module comment). */
+export class SqliteWebhookJournal implements WebhookJournal {
+  /** Transactions written so far: tests check that writes are grouped. */
+  commits = 0;
+  private db: Database.Database | null = null;
+  private write: ((appends: Map<number, Append>, removals: number[]) => void) | null = null;
+  private nextId = 1;
+  /** Buffered until the end of the turn; a removal of a buffered append deletes it here instead. */
+  private appends = new Map<number, Append>();
+  private removals: number[] = [];
+  private scheduled = false;
+  private failedSinceLog = 0;
+  private lastErrorLog = 0;
+
+  constructor(
+    readonly file: string,
+    private readonly log: Logger,
+  ) {}
+
+  async open(): Promise<JournaledWebhook[]> {
+    mkdirSync(dirname(this.file), { recursive: true });
+    // Client events carry user data: the file (and the WAL SQLite derives from it) is for this user only.
+    closeSync(openSync(this.file, 'a', 0o600));
+    chmodSync(this.file, 0o600);
+    const db = new Database(this.file, { timeout: 2000 });
+    try {
+      db.exec(SETTINGS);
+      db.exec(SCHEMA);
+      const rows = db.prepare('SELECT id, app_id, target, event, created_at FROM webhook_events ORDER BY id').all() as Row[];
+      this.prepare(db);
+      this.db = db;
+      this.nextId = (rows.at(-1)?.id ?? 0) + 1;
+      return this.parse(rows);
+    } catch (err) {
+      db.close();
+      this.db = null;
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+        throw new Error(`webhook journal ${this.file} is in use by another Herald process: one node per data directory`);
+      }
+      throw err;
+    }
+  }
+
+  append(appId: string, target: string, event: WebhookEvent, createdAt: number): number {
+    const id = this.nextId++;
+    this.appends.set(id, { appId, target, event, createdAt });
+    this.schedule();
+    return id;
+  }
+
+  remove(id: number): void {
+    if (this.appends.delete(id)) return;
+    this.removals.push(id);
+    this.schedule();
+  }
+
+  async close(): Promise<void> {
+    this.flush();
+    this.db?.close();
+    this.db = null;
+    this.write = null;
+  }
+
+  /** Writes what is buffered in one transaction (normally at the end of the turn; `close` calls it too). */
+  flush(): void {
+    if (!this.write || (this.appends.size === 0 && this.removals.length === 0)) return;
+    const appends = this.appends;
+    const removals = this.removals;
+    this.appends = new Map();
+    this.removals = [];
+    try {
+      this.write(appends, removals);
+      this.commits++;
+    } catch (err) {
+      this.failed(err, appends.size, removals.length);
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private prepare(db: Database.Database): void {
+    const insert = db.prepare('INSERT INTO webhook_events (id, app_id, target, channel, event, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    const del = db.prepare('DELETE FROM webhook_events WHERE id = ?');
+    this.write = db.transaction((appends: Map<number, Append>, removals: number[]) => {
+      for (const [id, a] of appends) insert.run(id, a.appId, a.target, a.event.channel, JSON.stringify(a.event), a.createdAt);
+      for (const id of removals) del.run(id);
+    });
+  }
+
+  /** The rows as events; a row that does not parse (never written by this class) is logged and deleted. */
+  private parse(rows: Row[]): JournaledWebhook[] {
+    const out: JournaledWebhook[] = [];
+    for (const r of rows) {
+      let event: WebhookEvent;
+      try {
+        event = JSON.parse(r.event) as WebhookEvent;
+      } catch (err) {
+        this.log.error({ err, file: this.file, id: r.id, app: r.app_id }, 'webhook journal row is not valid JSON; it is dropped');
+        this.remove(r.id);
+        continue;
+      }
+      out.push({ id: r.id, appId: r.app_id, target: r.target, event, createdAt: r.created_at });
+    }
+    return out;
+  }
+
+  /**
+   * A write failed (disk full, I/O error): the events stay queued in memory and are still sent, but a crash
+   * now would lose the appends and resend the removals. Later writes are tried as usual.
+   */
+  private failed(err: unknown, appends: number, removals: number): void {
+    this.failedSinceLog += appends + removals;
+    const now = Date.now();
+    if (now - this.lastErrorLog < ERROR_LOG_EVERY_MS) return;
+    this.log.error(
+      { err, file: this.file, appends, removals, changesLost: this.failedSinceLog },
+      'webhook journal write failed: queued events are still sent, but a crash now would lose them',
+    );
+    this.lastErrorLog = now;
+    this.failedSinceLog = 0;
+  }
+}
