@@ -32,7 +32,7 @@ import type { PushFallback } from './push/PushFallback';
 import type { AppOptions, HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
 import type { StateTransition } from './state/StateTransition';
-import { Connection } from './ws/Connection';
+import { Connection, type ConnectionHost } from './ws/Connection';
 import { payloadBytes, textFrame } from './ws/frame';
 import { ConnectionsPerIp } from './ws/ConnectionsPerIp';
 import { originAllowed } from './ws/origin';
@@ -89,6 +89,10 @@ export class Gateway {
     private readonly log: Logger,
   ) {
     this.perIp = new ConnectionsPerIp(options.maxConnectionsPerIp ?? configDefault('maxConnectionsPerIp'));
+    this.connectionHost = {
+      maxSendBufferBytes: options.maxSendBufferBytes ?? configDefault('maxSendBufferBytes'),
+      tooSlow: (conn, bufferedBytes) => this.dropTooSlow(conn, bufferedBytes),
+    };
   }
 
   /** Installs the Web Push fallback (PushService) that `publishWithPush` hands offline subscribers to. */
@@ -171,13 +175,29 @@ export class Gateway {
     }
     if (!this.perIp.take(hs.remoteAddress)) return refuse('IP_OVER_QUOTA');
 
-    const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, hs.deviceId);
+    const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, hs.deviceId, this.connectionHost);
     this.connections.set(ws, conn);
     const on = this.socketListeners;
     ws.on('message', on.message);
     ws.on('pong', on.pong);
     ws.on('close', on.close);
     this.enqueue(conn, () => this.open(conn));
+  }
+
+  /** Shared by every connection: the send-buffer limit and what to do past it. */
+  private readonly connectionHost: ConnectionHost;
+
+  /**
+   * Drops a client whose unsent bytes passed `maxSendBufferBytes`. Terminated, not closed: a close frame
+   * would wait behind everything it has not read. It reconnects (1006) and resubscribes; its teardown runs
+   * now, recorded with 4100.
+   */
+  private dropTooSlow(conn: Connection, bufferedBytes: number): void {
+    if (conn.closing || conn.ws.readyState !== 1) return;
+    const e = ERRORS.CLIENT_TOO_SLOW;
+    this.log.warn({ app: conn.app.id, socketId: conn.socketId, remote: conn.remoteAddress, bufferedBytes }, e.message);
+    conn.ws.terminate();
+    this.enqueue(conn, () => this.teardown(conn, closeCodeOf('CLIENT_TOO_SLOW')));
   }
 
   /** Each accepted socket's connection, found by the shared socket listeners. */

@@ -30,6 +30,8 @@ export const ERRORS = {
   // Backoff, not refusal (4004): the address's other connections close and the client may then get in.
   IP_OVER_QUOTA: { status: 429, pusherCode: 4100, message: 'Too many connections from this address; retry later' },
   SHUTTING_DOWN: { status: 503, pusherCode: 4200, message: 'Server is shutting down; reconnect' },
+  // Recorded, not sent: a client this far behind would not read a close frame either (sockudo uses 4100 too).
+  CLIENT_TOO_SLOW: { status: 503, pusherCode: 4100, message: 'Client too slow: too many bytes waiting to be sent' },
   PONG_TIMEOUT: { status: 408, pusherCode: 4201, message: 'Pong reply not received' },
 
   // pusher:error without closing.

@@ -7,6 +7,13 @@ export interface WsInternals {
   _sender: { _state: number; _queue: unknown[] };
 }
 import type { AppOptions } from '../options/Options';
+
+/** What a connection needs of its gateway: one object shared by every connection (no closure per socket). */
+export interface ConnectionHost {
+  /** Bytes a socket may have waiting to be sent; beyond them the client is too slow and is dropped. */
+  readonly maxSendBufferBytes: number;
+  tooSlow(conn: Connection, bufferedBytes: number): void;
+}
 import { scheduleFlush, type Flushable } from './outbox';
 import { payloadBytes } from './frame';
 
@@ -52,6 +59,7 @@ export class Connection implements Flushable {
     readonly remoteAddress: string,
     /** Web Push device id: the `device_id` query parameter, or later `herald:device` (our browser SDK). */
     public deviceId: string | null,
+    private readonly host: ConnectionHost,
   ) {
     this.openedAt = this.lastSeen = Date.now();
   }
@@ -61,6 +69,7 @@ export class Connection implements Flushable {
     if (this.closing || this.ws.readyState !== 1) return;
     this.flush();
     this.ws.send(data, { binary: false });
+    this.checkBuffer();
   }
 
   /**
@@ -93,10 +102,20 @@ export class Connection implements Flushable {
     const ws = this.ws as unknown as WsInternals;
     if (ws._sender._state === 0 && ws._sender._queue.length === 0) {
       ws._socket.write(Array.isArray(queued) ? Buffer.concat(queued) : queued);
-      return;
+    } else {
+      for (const framed of Array.isArray(queued) ? queued : [queued]) {
+        this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });
+      }
     }
-    for (const framed of Array.isArray(queued) ? queued : [queued]) {
-      this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });
-    }
+    this.checkBuffer();
+  }
+
+  /**
+   * A client that does not read makes every write pile up in this process (the kernel's buffers fill
+   * first); past the limit it is dropped rather than let one stuck tab grow the heap without bound.
+   */
+  private checkBuffer(): void {
+    const buffered = (this.ws as unknown as WsInternals)._socket.writableLength;
+    if (buffered > this.host.maxSendBufferBytes) this.host.tooSlow(this, buffered);
   }
 }

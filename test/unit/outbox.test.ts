@@ -16,7 +16,7 @@ async function pair(t: { after(fn: () => void): void }, options: ServerOptions =
   t.after(() => client.close());
   const [ws] = await Promise.all([serverSide, new Promise((resolve) => client.once('open', resolve))]);
   client.on('error', () => {}); // the last test cuts the connection from the server side
-  const conn = new Connection(ws, '1.1', {} as AppOptions, '127.0.0.1', null);
+  const conn = new Connection(ws, '1.1', {} as AppOptions, '127.0.0.1', null, { maxSendBufferBytes: 1 << 30, tooSlow: () => assert.fail('not too slow') });
   const received: string[] = [];
   client.on('message', (d: Buffer) => received.push(d.toString()));
   const receive = async (n: number) => {
