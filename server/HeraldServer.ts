@@ -186,7 +186,10 @@ export class HeraldServer {
       await this.gateway.drain();
       await this.http.close();
     }, left());
-    // Whatever still holds the HTTP server open (a slow request, a stream) ends here.
+    // Whatever still holds the HTTP server open (a slow request, a stream) ends here, and the listener
+    // closes even when the drain step ran late and never reached `http.close()`: a listening socket left
+    // open keeps the process alive after stop() returned.
+    if (this.http.server.listening) this.http.server.close();
     this.http.server.closeAllConnections();
     // Sends in flight get the rest of the grace; unsent deliveries are released for the next start.
     await step('push', () => this.push?.stop(deadline), left());
