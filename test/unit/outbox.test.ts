@@ -4,6 +4,7 @@ import WebSocket, { WebSocketServer, type ServerOptions } from 'ws';
 import type { AddressInfo } from 'node:net';
 import { Connection, type WsInternals } from '../../server/ws/Connection';
 import { textFrame } from '../../server/ws/frame';
+import { scheduleFlush } from '../../server/ws/outbox';
 import type { AppOptions } from '../../server/options/Options';
 
 /** A real server-side socket wrapped in a Connection, and the client that reads what it writes. */
@@ -68,4 +69,31 @@ test('a closed socket drops its queue without writing', async (t) => {
   conn.sendFramed(textFrame('late'));
   ws.terminate();
   assert.doesNotThrow(() => conn.flush());
+});
+
+test('under load (a long flush that just ended) the next flush waits about as long, so it carries more frames', async () => {
+  const flushedAt: number[] = [];
+  const slow = { flush: () => {
+    const until = performance.now() + 4;
+    while (performance.now() < until); // a flush that takes 4 ms, as writing to thousands of sockets does
+    flushedAt.push(performance.now());
+  } };
+  const quick = { flush: () => flushedAt.push(performance.now()) };
+  scheduleFlush(slow);
+  await new Promise((r) => setTimeout(r, 0));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushedAt.length, 1);
+  // Right after the long flush: not on the next turn but a few ms later.
+  const queuedAt = performance.now();
+  scheduleFlush(quick);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushedAt.length, 1, 'not flushed on the next turn');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(flushedAt.length, 2);
+  assert.ok(flushedAt[1] - queuedAt >= 3, `waited ${(flushedAt[1] - queuedAt).toFixed(1)} ms`);
+  // Idle again (the last flush was quick): the next one goes right after the current turn.
+  await new Promise((r) => setTimeout(r, 20));
+  scheduleFlush(quick);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushedAt.length, 3, 'flushed on the next turn');
 });
