@@ -5,10 +5,10 @@
  */
 import type { DeliveryCounter } from './delivery-counter';
 import { runAtRate, runClosedLoop, waitUntil } from './load-patterns';
-import { cpuPerUnitUs, round, type WindowFigures } from './measure-window';
+import { cpuPerUnitUs, round, windowNotes, type MeasureWindow, type WindowFigures } from './measure-window';
 import { makePayload, nowUs } from './payload';
 import type { RestClient, SignedRequest } from './rest-client';
-import type { Figure } from './scenario';
+import type { Figure, ScenarioResult } from './scenario';
 
 /** How long to wait for deliveries after the last trigger before counting the rest as lost. */
 export const DRAIN_TIMEOUT_MS = 15_000;
@@ -91,4 +91,38 @@ export function deliveryFigures(
 
 function roundOrNull(v: number | null): number | null {
   return v === null ? null : round(v, 2);
+}
+
+/**
+ * After a warm-up trigger: proves the REST path and that all `fanout` sockets receive, then zeroes the
+ * counts so the window starts clean. `what` names the recipients in the error.
+ */
+export async function afterWarmUp(rest: RestClient, counter: DeliveryCounter, fanout: number, what: string): Promise<void> {
+  rest.assertUsable();
+  if (!(await drainDeliveries(counter, fanout))) throw new Error(`warm-up trigger reached ${counter.count} of ${fanout} ${what}`);
+  counter.reset();
+  rest.resetCounts();
+}
+
+/**
+ * Ends a trigger window: waits for every accepted trigger's `fanout` deliveries (bounded), closes the
+ * window and returns the standard figures after the scenario's own (`head`).
+ */
+export async function endTriggerWindow(
+  o: { rest: RestClient; counter: DeliveryCounter; window: MeasureWindow; fanout: number; durationMs: number; triggers: number; unexpectedCloses: () => number },
+  head: Record<string, Figure>,
+): Promise<ScenarioResult> {
+  o.rest.assertUsable();
+  const expected = o.rest.ok * o.fanout;
+  await drainDeliveries(o.counter, expected);
+  const w = o.window.close();
+  const figures = {
+    ...head,
+    triggers: o.triggers,
+    restErrors: o.rest.failed,
+    triggersPerS: Math.round((o.rest.ok / o.durationMs) * 1000),
+    ...deliveryFigures(o.counter, expected, w, o.window.startUs),
+    unexpectedCloses: o.unexpectedCloses(),
+  };
+  return { figures, notes: windowNotes(w) };
 }

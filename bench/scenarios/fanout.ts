@@ -4,11 +4,11 @@
  * triggers as fast as the server accepts and reports throughput.
  */
 import { DeliveryCounter } from '../delivery-counter';
-import { MeasureWindow, windowNotes } from '../measure-window';
+import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
 import { RestClient } from '../rest-client';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
-import { deliveryFigures, drainDeliveries, triggerAtRate, triggerFlatOut } from '../trigger-load';
+import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut } from '../trigger-load';
 import { WsFleet } from '../ws-fleet';
 
 const CHANNEL = 'bench-fanout';
@@ -50,12 +50,7 @@ async function runFanout(spec: FanoutSpec, ctx: ScenarioContext): Promise<Scenar
   // One warm-up trigger: opens the REST keep-alive connection and takes the first-call costs out of the
   // window, and proves that every subscriber is really receiving.
   await rest.post(rest.signTrigger([CHANNEL], makePayload(nowUs())));
-  rest.assertUsable();
-  if (!(await drainDeliveries(counter, subscribers))) {
-    throw new Error(`warm-up trigger reached ${counter.count} of ${subscribers} subscribers`);
-  }
-  counter.reset();
-  rest.resetCounts();
+  await afterWarmUp(rest, counter, subscribers, 'subscribers');
 
   const durationMs = ctx.durationMs(spec.seconds.full, spec.seconds.smoke);
   ctx.log(`triggering ${spec.rate === 'max' ? 'flat out' : `${spec.rate}/s`} for ${durationMs / 1000} s`);
@@ -72,20 +67,10 @@ async function runFanout(spec: FanoutSpec, ctx: ScenarioContext): Promise<Scenar
           durationMs,
         })
       : await triggerAtRate(rest, () => [CHANNEL], spec.rate, durationMs);
-  rest.assertUsable();
-  const expected = rest.ok * subscribers;
-  await drainDeliveries(counter, expected);
-  const w = window.close();
-
-  const figures = {
-    subscribers,
-    triggers,
-    restErrors: rest.failed,
-    triggersPerS: Math.round((rest.ok / durationMs) * 1000),
-    ...deliveryFigures(counter, expected, w, window.startUs),
-    unexpectedCloses: fleet.unexpectedCloses,
-  };
-  return { figures, notes: windowNotes(w) };
+  return endTriggerWindow(
+    { rest, counter, window, fanout: subscribers, durationMs, triggers, unexpectedCloses: () => fleet.unexpectedCloses },
+    { subscribers },
+  );
 }
 
 export const fanout1k = fanoutScenario({

@@ -3,11 +3,11 @@
  * per-channel lookup and multi-channel trigger path rather than a single large fan-out.
  */
 import { DeliveryCounter } from '../delivery-counter';
-import { MeasureWindow, windowNotes } from '../measure-window';
+import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
 import { RestClient } from '../rest-client';
 import type { Scenario, ScenarioResult, ScenarioContext } from '../scenario';
-import { deliveryFigures, drainDeliveries, triggerFlatOut } from '../trigger-load';
+import { afterWarmUp, endTriggerWindow, triggerFlatOut } from '../trigger-load';
 import { WsFleet } from '../ws-fleet';
 
 /** Channels per trigger: the protocol's limit (protocol.md §3). */
@@ -45,12 +45,7 @@ async function runMultiChannel(ctx: ScenarioContext): Promise<ScenarioResult> {
   );
 
   await rest.post(rest.signTrigger(groupChannels[0], makePayload(nowUs())));
-  rest.assertUsable();
-  if (!(await drainDeliveries(counter, perTrigger))) {
-    throw new Error(`warm-up trigger reached ${counter.count} of ${perTrigger} channels`);
-  }
-  counter.reset();
-  rest.resetCounts();
+  await afterWarmUp(rest, counter, perTrigger, 'channels');
 
   const durationMs = ctx.durationMs(10, 2);
   ctx.log(`triggering ${perTrigger} channels per request flat out for ${durationMs / 1000} s`);
@@ -64,18 +59,8 @@ async function runMultiChannel(ctx: ScenarioContext): Promise<ScenarioResult> {
     maxUndelivered: 64,
     durationMs,
   });
-  rest.assertUsable();
-  const expected = rest.ok * perTrigger;
-  await drainDeliveries(counter, expected);
-  const w = window.close();
-  const figures = {
-    sockets,
-    channelsPerTrigger: perTrigger,
-    triggers,
-    restErrors: rest.failed,
-    triggersPerS: Math.round((rest.ok / durationMs) * 1000),
-    ...deliveryFigures(counter, expected, w, window.startUs),
-    unexpectedCloses: fleet.unexpectedCloses,
-  };
-  return { figures, notes: windowNotes(w) };
+  return endTriggerWindow(
+    { rest, counter, window, fanout: perTrigger, durationMs, triggers, unexpectedCloses: () => fleet.unexpectedCloses },
+    { sockets, channelsPerTrigger: perTrigger },
+  );
 }
