@@ -68,7 +68,9 @@ export class HeraldServer {
     // One console line per webhook request (the console is made below, before anything can be sent).
     const webhookLog = log.child({ component: 'webhooks' });
     const journal = backends.webhooks?.journal !== undefined ? backends.webhooks.journal : createWebhookJournal(options, webhookLog);
-    this.webhooks = new WebhookObserver(this.gateway.state, webhookLog, { ...backends.webhooks, journal }, {
+    // Only a single node keeps occupancy for after a crash: in a cluster the surviving nodes send the leaves.
+    const trackOccupancy = backends.webhooks?.trackOccupancy ?? this.gateway.state instanceof LocalState;
+    this.webhooks = new WebhookObserver(this.gateway.state, webhookLog, { ...backends.webhooks, journal, trackOccupancy }, {
       report: (appId, detail, channel) => this.debugConsole.report(appId, 'webhook', { channel, detail }),
     });
     this.gateway.observe(this.webhooks);

@@ -92,7 +92,7 @@ export const configSchema = {
     shutdownGraceMs: { type: 'integer', minimum: 0, default: 10000, description: 'How long graceful shutdown waits for in-flight work.' },
     webhookJournal: {
       type: 'boolean', default: true,
-      description: 'Keep queued webhook events in `webhooks.sqlite` in `dataDir` until delivered or given up, so a crash or restart of this node sends them at its next start (at least once). false: queues live in memory only.',
+      description: 'Keep queued webhook events in `webhooks.sqlite` in `dataDir` until delivered or given up, so a crash or restart of this node sends them at its next start (at least once); a single node (no Redis) also keeps its occupancy there, so after a crash it sends the `channel_vacated` / `member_removed` owed. false: queues live in memory only.',
     },
     trustProxy: {
       anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],

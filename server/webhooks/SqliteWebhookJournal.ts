@@ -6,12 +6,14 @@
  *
  * One table, one row per event and target, keyed by an id this class assigns in append order. Rows are
  * short-lived (most are removed a few milliseconds after they are written), so the table stays small.
+ * A second, `webhook_occupancy`, holds a row per occupied channel (`user_id` '', which no member can have:
+ * user ids are non-empty) and per presence member whose leave the receivers are owed.
  */
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { JournaledWebhook, WebhookJournal } from './WebhookJournal';
+import type { JournaledWebhook, OccupancyRow, WebhookJournal } from './WebhookJournal';
 import type { WebhookEvent } from './webhook-request';
 
 /** The journal's file name in the data directory. */
@@ -33,7 +35,14 @@ CREATE TABLE IF NOT EXISTS webhook_events (
   id INTEGER PRIMARY KEY, app_id TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL,
   event TEXT NOT NULL, created_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS webhook_occupancy (
+  app_id TEXT NOT NULL, channel TEXT NOT NULL, user_id TEXT NOT NULL,
+  PRIMARY KEY (app_id, channel, user_id)
+) WITHOUT ROWID;
 `;
+
+/** Per app and channel, its members first and the channel row ('') last: the order leaves are sent in. */
+const LEFT_OCCUPANCY = "SELECT app_id, channel, user_id FROM webhook_occupancy ORDER BY app_id, channel, user_id = '', user_id";
 
 /** A failed write is logged at most this often (a full disk would otherwise log every turn). */
 const ERROR_LOG_EVERY_MS = 10_000;
@@ -45,6 +54,15 @@ interface Row {
   event: string;
   created_at: number;
 }
+
+interface OccupancyEntry {
+  app_id: string;
+  channel: string;
+  user_id: string;
+}
+
+/** A buffered occupancy change: true writes the row, false deletes it. */
+type OccupancyChanges = Map<string, { row: OccupancyEntry; occupied: boolean }>;
 
 interface Append {
   appId: string;
@@ -58,11 +76,14 @@ export class SqliteWebhookJournal implements WebhookJournal {
   /** Transactions written so far: tests check that writes are grouped. */
   commits = 0;
   private db: Database.Database | null = null;
-  private write: ((appends: Map<number, Append>, removals: number[]) => void) | null = null;
+  private write: ((appends: Map<number, Append>, removals: number[], occupancy: OccupancyChanges) => void) | null = null;
   private nextId = 1;
   /** Buffered until the end of the turn; a removal of a buffered append deletes it here instead. */
   private appends = new Map<number, Append>();
   private removals: number[] = [];
+  /** Keyed by the row's JSON: the last change of a row in a turn wins. */
+  private occupancy: OccupancyChanges = new Map();
+  private left: OccupancyRow[] = [];
   private scheduled = false;
   private failedSinceLog = 0;
   private lastErrorLog = 0;
@@ -82,6 +103,8 @@ export class SqliteWebhookJournal implements WebhookJournal {
       db.exec(SETTINGS);
       db.exec(SCHEMA);
       const rows = db.prepare('SELECT id, app_id, target, event, created_at FROM webhook_events ORDER BY id').all() as Row[];
+      const left = db.prepare(LEFT_OCCUPANCY).all() as OccupancyEntry[];
+      this.left = left.map((r) => ({ appId: r.app_id, channel: r.channel, userId: r.user_id === '' ? null : r.user_id }));
       this.prepare(db);
       this.db = db;
       this.nextId = (rows.at(-1)?.id ?? 0) + 1;
@@ -109,6 +132,18 @@ export class SqliteWebhookJournal implements WebhookJournal {
     this.schedule();
   }
 
+  leftOccupancy(): OccupancyRow[] {
+    return [...this.left];
+  }
+
+  occupy(appId: string, channel: string, userId: string | null): void {
+    this.change(appId, channel, userId, true);
+  }
+
+  vacate(appId: string, channel: string, userId: string | null): void {
+    this.change(appId, channel, userId, false);
+  }
+
   async close(): Promise<void> {
     this.flush();
     this.db?.close();
@@ -118,17 +153,23 @@ export class SqliteWebhookJournal implements WebhookJournal {
 
   /** Writes what is buffered in one transaction (normally at the end of the turn; `close` calls it too). */
   flush(): void {
-    if (!this.write || (this.appends.size === 0 && this.removals.length === 0)) return;
-    const appends = this.appends;
-    const removals = this.removals;
+    if (!this.write || (this.appends.size === 0 && this.removals.length === 0 && this.occupancy.size === 0)) return;
+    const { appends, removals, occupancy } = this;
     this.appends = new Map();
     this.removals = [];
+    this.occupancy = new Map();
     try {
-      this.write(appends, removals);
+      this.write(appends, removals, occupancy);
       this.commits++;
     } catch (err) {
-      this.failed(err, appends.size, removals.length);
+      this.failed(err, appends.size, removals.length + occupancy.size);
     }
+  }
+
+  private change(appId: string, channel: string, userId: string | null, occupied: boolean): void {
+    const row = { app_id: appId, channel, user_id: userId ?? '' };
+    this.occupancy.set(JSON.stringify([appId, channel, row.user_id]), { row, occupied });
+    this.schedule();
   }
 
   private schedule(): void {
@@ -143,9 +184,12 @@ export class SqliteWebhookJournal implements WebhookJournal {
   private prepare(db: Database.Database): void {
     const insert = db.prepare('INSERT INTO webhook_events (id, app_id, target, channel, event, created_at) VALUES (?, ?, ?, ?, ?, ?)');
     const del = db.prepare('DELETE FROM webhook_events WHERE id = ?');
-    this.write = db.transaction((appends: Map<number, Append>, removals: number[]) => {
+    const occupy = db.prepare('INSERT OR IGNORE INTO webhook_occupancy (app_id, channel, user_id) VALUES (@app_id, @channel, @user_id)');
+    const vacate = db.prepare('DELETE FROM webhook_occupancy WHERE app_id = @app_id AND channel = @channel AND user_id = @user_id');
+    this.write = db.transaction((appends: Map<number, Append>, removals: number[], occupancy: OccupancyChanges) => {
       for (const [id, a] of appends) insert.run(id, a.appId, a.target, a.event.channel, JSON.stringify(a.event), a.createdAt);
       for (const id of removals) del.run(id);
+      for (const { row, occupied } of occupancy.values()) (occupied ? occupy : vacate).run(row);
     });
   }
 
@@ -168,7 +212,8 @@ export class SqliteWebhookJournal implements WebhookJournal {
 
   /**
    * A write failed (disk full, I/O error): the events stay queued in memory and are still sent, but a crash
-   * now would lose the appends and resend the removals. Later writes are tried as usual.
+   * now would lose the appends and resend the removals (and the occupancy changes of that turn: a leave
+   * already queued may then be sent again, a join's row be missing). Later writes are tried as usual.
    */
   private failed(err: unknown, appends: number, removals: number): void {
     this.failedSinceLog += appends + removals;

@@ -5,6 +5,10 @@
  *
  * A journal is local to its node: in a cluster each node journals the webhooks it queued itself (the node
  * that observed the transition), and a node that never comes back leaves its journal unsent.
+ *
+ * A single node (no Redis) also keeps its occupancy there: the channels and presence members whose leave
+ * (`channel_vacated`, `member_removed`) the receivers are still owed, so the next start can send the
+ * leaves of the sockets a crash cut off (WebhookObserver).
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -29,7 +33,17 @@ export interface JournaledWebhook {
 }
 
 /**
- * The durable copy of the webhook queues of one node.
+ * A channel (`userId` null) or a presence member whose join the receivers took in and whose leave they
+ * were not sent yet.
+ */
+export interface OccupancyRow {
+  appId: string;
+  channel: string;
+  userId: string | null;
+}
+
+/**
+ * The durable copy of the webhook queues of one node, and of its occupancy (single node only).
  *
  * Guarantees:
  * - Group commit: `append` and `remove` only buffer (no I/O on the caller's path); what was buffered in
@@ -42,6 +56,9 @@ export interface JournaledWebhook {
  * - At least once, never at most once: an event is removed only after its outcome is final (delivered or
  *   given up), so a crash between a 2xx answer and the write of the removal sends the event again.
  * - Order: `open` returns the events in append order, so each channel's events come back in their order.
+ * - Occupancy: `occupy` and `vacate` are buffered and written like `append` and `remove`, in the same
+ *   transaction as the events of their turn, so a leave queued in a turn and its row's removal are written
+ *   together or not at all. The last of several calls for one row in a turn wins.
  * - One process per journal: a second one on the same file fails in `open`.
  */
 export interface WebhookJournal {
@@ -51,6 +68,12 @@ export interface WebhookJournal {
   append(appId: string, target: string, event: WebhookEvent, createdAt: number): number;
   /** Buffers the removal of an event whose outcome is final; removing an unwritten append cancels it. */
   remove(id: number): void;
+  /** The occupancy rows an earlier run left (read by `open`): per app and channel, its members before it. */
+  leftOccupancy(): OccupancyRow[];
+  /** Buffers a row: the receivers are now owed this channel's or member's leave. */
+  occupy(appId: string, channel: string, userId: string | null): void;
+  /** Buffers the removal of a row: its leave was queued (or is owed no more). */
+  vacate(appId: string, channel: string, userId: string | null): void;
   /** Writes what is buffered, then closes; a no-op when not open. */
   close(): Promise<void>;
 }

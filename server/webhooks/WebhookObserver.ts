@@ -13,6 +13,14 @@
  * node. Mark operations are asynchronous (Redis), so a channel with one in progress queues its later
  * events behind it; a channel without one costs no promise.
  *
+ * Occupancy (single node only, with a journal): what the receivers were told is occupied is kept in the
+ * journal, a row per channel and per presence member whose leave they are owed. A join that is not
+ * cancelled out writes the row, a leave queued after its delay removes it, in the same group commit as the
+ * leave itself; a leave cancelled by a rejoin keeps it. Rows left at the next start are the leaves the
+ * previous run never sent (a crash cut its sockets off, or ended it inside a leave's delay): `start`
+ * queues them before the gateway takes connections. A cluster needs none of this: the surviving nodes send
+ * a dead node's leaves (ClusterState's dead-node claim), so a restarted member must not send them again.
+ *
  * Known gaps (need a mark with a value, not worth it yet): a leave and a join on two nodes within one
  * state round trip may both be sent (occupied twice); after leave → rejoin → leave on two nodes, the first
  * node's timer may send the second `channel_vacated` up to 3 s early.
@@ -31,6 +39,11 @@ export interface WebhookSettings extends WebhookSenderOptions {
   debounceMs?: number;
   /** Where queued events survive a restart (HeraldServer picks it from the options); null: memory only. */
   journal?: WebhookJournal | null;
+  /**
+   * Keep occupancy in the journal and send at start what an earlier run left (see the module comment).
+   * HeraldServer sets it on a single node (LocalState) only.
+   */
+  trackOccupancy?: boolean;
 }
 
 /** A mark outlives its timer by this much, so a late timer (busy event loop, slow Redis) still finds it. */
@@ -54,6 +67,7 @@ export class WebhookObserver implements GatewayObserver {
   /** `${appId}\n${channel}` → tail of the channel's queued work, while some is in progress. */
   private readonly chains = new Map<string, Promise<void>>();
   private stopped = false;
+  private readonly trackOccupancy: boolean;
 
   constructor(
     private readonly state: ClusterState,
@@ -62,12 +76,17 @@ export class WebhookObserver implements GatewayObserver {
     reporting: WebhookReporting = {},
   ) {
     this.debounceMs = settings.debounceMs ?? 3000;
+    this.trackOccupancy = settings.trackOccupancy ?? false;
     this.sender = new WebhookSender(log, settings, reporting, settings.journal ?? null);
   }
 
-  /** Queues again what the journal kept from an earlier run (see `WebhookSender.start`); before events arrive. */
-  start(appById: (id: string) => AppOptions | undefined): Promise<void> {
-    return this.sender.start(appById);
+  /**
+   * Queues again what the journal kept from an earlier run (see `WebhookSender.start`), then the leaves of
+   * the occupancy it left (single node); before events arrive.
+   */
+  async start(appById: (id: string) => AppOptions | undefined): Promise<void> {
+    await this.sender.start(appById);
+    this.sendLeftLeaves(appById);
   }
 
   stats(): WebhookStats {
@@ -136,7 +155,9 @@ export class WebhookObserver implements GatewayObserver {
     await Promise.race([settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
     clearTimeout(timer);
     if (this.pending.size > 0) {
-      this.log.warn({ leaves: this.pending.size }, 'webhook leaves still pending at shutdown were dropped');
+      // Their occupancy rows stay: the next start sends them (they were not sent now).
+      if (this.occupancy) this.log.warn({ leaves: this.pending.size }, 'webhook leaves still pending at shutdown were not sent; the next start sends them');
+      else this.log.warn({ leaves: this.pending.size }, 'webhook leaves still pending at shutdown were dropped');
       for (const p of this.pending.values()) {
         clearTimeout(p.timer);
         p.resolve();
@@ -144,6 +165,33 @@ export class WebhookObserver implements GatewayObserver {
       this.pending.clear();
     }
     await this.sender.stop(deadline);
+  }
+
+  /** The journal that keeps occupancy, when this node keeps it (and once it is open). */
+  private get occupancy(): WebhookJournal | null {
+    return this.trackOccupancy ? this.sender.openJournal : null;
+  }
+
+  /**
+   * Queues `member_removed` and `channel_vacated` for every occupancy row an earlier run left (per channel
+   * its members first, as Pusher sends them), created now, and clears the rows in the same commit.
+   */
+  private sendLeftLeaves(appById: (id: string) => AppOptions | undefined): void {
+    const journal = this.occupancy;
+    if (!journal) return;
+    const counts = new Map<string, { channels: number; members: number }>();
+    for (const row of journal.leftOccupancy()) {
+      const app = appById(row.appId);
+      if (app) this.sender.enqueue(app, row.userId === null ? { name: 'channel_vacated', channel: row.channel } : { name: 'member_removed', channel: row.channel, user_id: row.userId });
+      journal.vacate(row.appId, row.channel, row.userId);
+      let c = counts.get(row.appId);
+      if (!c) counts.set(row.appId, (c = { channels: 0, members: 0 }));
+      if (row.userId === null) c.channels++;
+      else c.members++;
+    }
+    for (const [app, c] of counts) {
+      this.log.warn({ app, ...c }, 'occupied channels and members left by the previous run (a crash): queuing their channel_vacated / member_removed');
+    }
   }
 
   /** Only apps with targets, and never Pusher-internal `#` channels. */
@@ -173,7 +221,7 @@ export class WebhookObserver implements GatewayObserver {
       if (this.pending.get(key) === entry) this.pending.delete(key);
       this.serial(app, channel, async () => {
         try {
-          if (await this.state.takeMark(app.id, mark)) this.sender.enqueue(app, event);
+          if ((await this.state.takeMark(app.id, mark)) && this.sender.enqueue(app, event)) this.occupancy?.vacate(app.id, channel, memberOf(event));
         } finally {
           resolve();
         }
@@ -186,7 +234,8 @@ export class WebhookObserver implements GatewayObserver {
 
   /**
    * A join (`channel_occupied`, `member_added`): if it takes the mark of a pending leave, the two cancel
-   * out and neither is sent.
+   * out and neither is sent (the occupancy row stays: the receivers never heard of the leave); otherwise
+   * the receivers are owed its leave from now on, and the row is written.
    */
   private join(app: AppOptions, channel: string, mark: string, leaveName: WebhookEventType, event: WebhookEvent): void {
     const wantsJoin = this.sender.wants(app, event.name, channel);
@@ -197,8 +246,9 @@ export class WebhookObserver implements GatewayObserver {
     }
     const key = `${app.id}\n${mark}`;
     this.serial(app, channel, async () => {
-      if (await this.state.takeMark(app.id, mark)) this.cancel(key);
-      else if (wantsJoin) this.sender.enqueue(app, event);
+      if (await this.state.takeMark(app.id, mark)) return this.cancel(key);
+      if (wantsJoin) this.sender.enqueue(app, event);
+      this.occupancy?.occupy(app.id, channel, memberOf(event));
     });
   }
 
@@ -212,15 +262,20 @@ export class WebhookObserver implements GatewayObserver {
   }
 
   /** Runs `task` after the channel's earlier work; one catch per task, logged with its context. */
-  private serial(app: AppOptions, channel: string, task: () => Promise<void> | void): void {
+  private serial(app: AppOptions, channel: string, task: () => unknown): void {
     const key = `${app.id}\n${channel}`;
     const prev = this.chains.get(key) ?? Promise.resolve();
     const next: Promise<void> = prev
-      .then(task)
+      .then(async () => void (await task()))
       .catch((err: unknown) => this.log.error({ err, app: app.id, channel }, 'webhook debounce failed (cluster state)'))
       .finally(() => {
         if (this.chains.get(key) === next) this.chains.delete(key);
       });
     this.chains.set(key, next);
   }
+}
+
+/** The member a `member_added` / `member_removed` is about; null for the channel's own events. */
+function memberOf(event: WebhookEvent): string | null {
+  return event.name === 'member_added' || event.name === 'member_removed' ? event.user_id : null;
 }

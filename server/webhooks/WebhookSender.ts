@@ -232,10 +232,14 @@ export class WebhookSender {
     return this.queueOf(app).targets.some((t) => targetAccepts(t.target, name, channel));
   }
 
-  /** Queues an event for every matching target; never blocks, drops (and counts) when the queue is full. */
-  enqueue(app: AppOptions, event: WebhookEvent): void {
-    if (this.stopped || app.webhooks.length === 0) return;
+  /**
+   * Queues an event for every matching target; never blocks, drops (and counts) when the queue is full.
+   * False when the sender has stopped (or the app has no targets): nothing was queued or counted.
+   */
+  enqueue(app: AppOptions, event: WebhookEvent): boolean {
+    if (this.stopped || app.webhooks.length === 0) return false;
     this.queueOf(app).enqueue(event);
+    return true;
   }
 
   /** A copy of the counters; cheap enough to call on every metrics scrape. */

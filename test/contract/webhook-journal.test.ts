@@ -1,6 +1,6 @@
 /**
  * The WebhookJournal contract (server/webhooks/WebhookJournal.ts), run against SqliteWebhookJournal:
- * append, remove and reload after a close, order, group commit, and one process per file.
+ * append, remove and reload after a close, order, group commit, occupancy rows, and one process per file.
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -123,6 +123,60 @@ function contract(name: string, h: Harness): void {
       s.journal.append('a', 't', occupied('unflushed'), 7);
       const { loaded } = await s.reopen();
       assert.deepEqual(loaded.map((r) => [r.event, r.createdAt]), [[occupied('unflushed'), 7]]);
+    });
+
+    void test('occupancy: rows occupied and not vacated come back after a reopen, per channel its members first', async (t) => {
+      const s = await h.start(t);
+      assert.deepEqual(s.journal.leftOccupancy(), []);
+      s.journal.occupy('app2', 'presence-b', null);
+      s.journal.occupy('app1', 'presence-a', null);
+      s.journal.occupy('app1', 'presence-a', 'zed');
+      s.journal.occupy('app1', 'presence-a', 'amy');
+      s.journal.occupy('app1', 'public', null);
+      s.journal.occupy('app2', 'presence-b', 'u1');
+      await nextTurn();
+      s.journal.occupy('app1', 'public', null); // again: still one row
+      s.journal.vacate('app1', 'presence-a', 'zed');
+      s.journal.vacate('app1', 'never-occupied', null);
+      const { journal } = await s.reopen();
+      assert.deepEqual(journal.leftOccupancy(), [
+        { appId: 'app1', channel: 'presence-a', userId: 'amy' },
+        { appId: 'app1', channel: 'presence-a', userId: null },
+        { appId: 'app1', channel: 'public', userId: null },
+        { appId: 'app2', channel: 'presence-b', userId: 'u1' },
+        { appId: 'app2', channel: 'presence-b', userId: null },
+      ]);
+      journal.vacate('app1', 'presence-a', 'amy');
+      journal.vacate('app1', 'presence-a', null);
+      const again = await s.reopen();
+      assert.deepEqual(again.journal.leftOccupancy().map((r) => r.channel), ['public', 'presence-b', 'presence-b'], 'vacated by close');
+      assert.deepEqual(again.loaded, [], 'occupancy is not an event');
+    });
+
+    void test('occupancy is group-committed with the events: one transaction per turn, the last change of a row wins', async (t) => {
+      const s = await h.start(t);
+      const before = s.commits();
+      s.journal.occupy('a', 'c1', null);
+      s.journal.occupy('a', 'c1', 'u1');
+      s.journal.occupy('a', 'c2', null);
+      s.journal.vacate('a', 'c2', null); // left within the turn: no row
+      const id = s.journal.append('a', 't', occupied('c1'), 1);
+      assert.equal(s.commits(), before, 'nothing written on the caller\'s path');
+      await nextTurn();
+      assert.equal(s.commits(), before + 1, 'rows and events in one transaction');
+      s.journal.vacate('a', 'c1', 'u1');
+      s.journal.occupy('a', 'c1', 'u1'); // a rejoin in the same turn: the row stays
+      s.journal.remove(id);
+      await nextTurn();
+      assert.equal(s.commits(), before + 2);
+      await nextTurn();
+      assert.equal(s.commits(), before + 2, 'an idle turn writes nothing');
+      const { journal, loaded } = await s.reopen();
+      assert.deepEqual(loaded, []);
+      assert.deepEqual(journal.leftOccupancy(), [
+        { appId: 'a', channel: 'c1', userId: 'u1' },
+        { appId: 'a', channel: 'c1', userId: null },
+      ]);
     });
 
     void test('one process per journal: a second open while the first is open fails', async (t) => {

@@ -6,50 +6,17 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { SqliteWebhookJournal, WEBHOOK_JOURNAL_FILE } from '../../server/webhooks/SqliteWebhookJournal';
-import { RawClient, authFor, serverSdk } from '../helpers/clients';
+import { RawClient, authFor } from '../helpers/clients';
 import { testApp, type TestHerald } from '../helpers/herald';
-import { waitFor } from '../helpers/redis';
+import { startHeraldProcess, verifiedEvents, waitQueued, type HeraldProcess } from '../helpers/herald-process';
 import { WebhookReceiver } from '../helpers/WebhookReceiver';
 
-const MAIN = join(__dirname, '..', '..', 'server', 'main.js');
-
 type Event = Record<string, unknown>;
-
-interface Node {
-  h: TestHerald;
-  /** Parsed JSON log lines so far. */
-  logs: { msg?: string; [k: string]: unknown }[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  kill(signal: NodeJS.Signals): void;
-}
-
-/** One node process on `configFile`; resolves once it logs that it listens. */
-async function startNode(t: TestContext, configFile: string, app: TestHerald['app']): Promise<Node> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));
-  const child = spawn(process.execPath, [MAIN], { env: { ...env, HERALD_CONFIG: configFile }, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => child.kill('SIGKILL'));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const logs: Node['logs'] = [];
-  const port = await new Promise<number>((resolve, reject) => {
-    void exited.then(({ code }) => reject(new Error(`node exited with ${code} before listening: ${stderr}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as Node['logs'][number];
-      logs.push(entry);
-      if (entry.msg === 'Herald is listening') resolve(entry.port as number);
-    });
-  });
-  const h = { port, host: '127.0.0.1', app, apps: [app], baseUrl: `http://127.0.0.1:${port}` } as unknown as TestHerald;
-  return { h, logs, exited, kill: (signal) => child.kill(signal) };
-}
 
 /** A data directory with a config whose app sends occupied and client-event webhooks to `rx`. */
 function configure(t: TestContext, rx: WebhookReceiver) {
@@ -82,32 +49,12 @@ async function produce(t: TestContext, h: TestHerald): Promise<Event[]> {
   return expected;
 }
 
-/** Waits until the node holds `n` webhook events (queued or in flight), as its metrics say. */
-async function waitQueued(h: TestHerald, n: number): Promise<void> {
-  const held = async () => {
-    const text = await (await fetch(`${h.baseUrl}/metrics`)).text();
-    const value = (name: string) => Number(new RegExp(`^${name}\\{app_id="${h.app.id}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
-    return value('herald_webhook_queue_depth') + value('herald_webhooks_in_flight') === n;
-  };
-  await waitFor(held, 10000, `${n} webhook events queued`);
-}
-
 /** The journal's events, read while no node holds it. */
 async function journaled(file: string): Promise<Event[]> {
   const j = new SqliteWebhookJournal(file, pino({ level: 'silent' }));
   const rows = await j.open();
   await j.close();
   return rows.map((r) => r.event as unknown as Event);
-}
-
-/** Every event accepted by `rx`, each request verified with the `pusher` package. */
-function verifiedEvents(h: TestHerald, rx: WebhookReceiver): Event[] {
-  const sdk = serverSdk(h);
-  return rx.accepted().flatMap((r) => {
-    const webhook = sdk.webhook({ headers: r.headers, rawBody: r.rawBody });
-    assert.ok(webhook.isValid(), `invalid webhook: ${r.rawBody}`);
-    return webhook.getEvents() as unknown as Event[];
-  });
 }
 
 const byChannel = (events: Event[]) => [...events].sort((a, b) => String(a.channel).localeCompare(String(b.channel)));
@@ -118,7 +65,7 @@ async function nodeWithReceiverDown(t: TestContext) {
   t.after(() => rx.close());
   rx.respond = () => 500;
   const { app, configFile, journalFile } = configure(t, rx);
-  const first = await startNode(t, configFile, app);
+  const first = await startHeraldProcess(t, configFile, app);
   const expected = await produce(t, first.h);
   await waitQueued(first.h, expected.length);
   await rx.waitFor(() => rx.requests.length > 0, 'a refused attempt');
@@ -127,9 +74,9 @@ async function nodeWithReceiverDown(t: TestContext) {
 }
 
 /** After the restart with the receiver up: exactly the queued events arrive, once each, in channel order. */
-async function assertResent(t: TestContext, configFile: string, rx: WebhookReceiver, app: TestHerald['app'], expected: Event[]): Promise<Node> {
+async function assertResent(t: TestContext, configFile: string, rx: WebhookReceiver, app: TestHerald['app'], expected: Event[]): Promise<HeraldProcess> {
   rx.respond = () => 200;
-  const node = await startNode(t, configFile, app);
+  const node = await startHeraldProcess(t, configFile, app);
   await rx.waitForEvents(expected.length, undefined, undefined, 15000);
   await waitQueued(node.h, 0);
   const events = verifiedEvents(node.h, rx);
