@@ -9,9 +9,8 @@
  * index on the pending ones ordered by due time). A claim moves `due_at` to the lease's end and sets
  * `leased`; `open()` releases the leases of a previous run of this node.
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openNodeSqlite } from '../storage/node-sqlite';
 import type { Urgency } from './PushSender';
 import type {
   AddInterestResult,
@@ -136,33 +135,21 @@ export class SqlitePushStore implements PushStore {
   constructor(readonly file: string) {}
 
   async open(): Promise<void> {
-    mkdirSync(dirname(this.file), { recursive: true });
-    // The file holds VAPID private keys: readable by this user only.
-    if (!existsSync(this.file)) closeSync(openSync(this.file, 'a', 0o600));
-    else chmodSync(this.file, 0o600);
-    const db = new Database(this.file, { timeout: 2000 });
-    try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      // Taken by the first write below and held until close: one node per file (see the module comment).
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('foreign_keys = OFF');
-      db.exec(SCHEMA);
-      this.db = db;
-      this.statements = this.prepare(db);
-      // A previous run of this node died holding leases: nobody else can be sending them, so release now.
-      const now = Date.now();
-      db.prepare('UPDATE deliveries SET due_at = @now, leased = 0 WHERE leased = 1 AND state = 0').run({ now });
-      db.prepare("UPDATE publishes SET sched_due = @now, sched_leased = 0 WHERE sched_leased = 1 AND status = 'scheduled'").run({ now });
-    } catch (err) {
-      db.close();
-      this.db = null;
-      this.statements = null;
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new Error(`push store ${this.file} is in use by another Herald process: one node per data directory (a cluster stores push data in Redis)`);
-      }
-      throw err;
-    }
+    const { db } = openNodeSqlite(
+      this.file,
+      'push store',
+      SCHEMA,
+      (db) => {
+        db.pragma('foreign_keys = OFF');
+        // A previous run of this node died holding leases: nobody else can be sending them, so release now.
+        const now = Date.now();
+        db.prepare('UPDATE deliveries SET due_at = @now, leased = 0 WHERE leased = 1 AND state = 0').run({ now });
+        db.prepare("UPDATE publishes SET sched_due = @now, sched_leased = 0 WHERE sched_leased = 1 AND status = 'scheduled'").run({ now });
+      },
+      ' (a cluster stores push data in Redis)',
+    );
+    this.db = db;
+    this.statements = this.prepare(db);
   }
 
   async close(): Promise<void> {

@@ -9,26 +9,14 @@
  * A second, `webhook_occupancy`, holds a row per occupied channel (`user_id` '', which no member can have:
  * user ids are non-empty) and per presence member whose leave the receivers are owed.
  */
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openNodeSqlite } from '../storage/node-sqlite';
 import type { Logger } from 'pino';
 import type { JournaledWebhook, OccupancyRow, WebhookJournal } from './WebhookJournal';
 import type { WebhookEvent } from './webhook-request';
 
 /** The journal's file name in the data directory. */
 export const WEBHOOK_JOURNAL_FILE = 'webhooks.sqlite';
-
-/**
- * Run first on every open. The exclusive lock is held until close from the first write on; the empty
- * transaction takes it at once, so a second process fails here even on a journal with nothing to write.
- */
-const SETTINGS = `
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-PRAGMA locking_mode = EXCLUSIVE;
-BEGIN EXCLUSIVE; COMMIT;
-`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS webhook_events (
@@ -94,29 +82,17 @@ export class SqliteWebhookJournal implements WebhookJournal {
   ) {}
 
   async open(): Promise<JournaledWebhook[]> {
-    mkdirSync(dirname(this.file), { recursive: true });
-    // Client events carry user data: the file (and the WAL SQLite derives from it) is for this user only.
-    closeSync(openSync(this.file, 'a', 0o600));
-    chmodSync(this.file, 0o600);
-    const db = new Database(this.file, { timeout: 2000 });
-    try {
-      db.exec(SETTINGS);
-      db.exec(SCHEMA);
+    // Client events carry user data: the file is for this user only (openNodeSqlite).
+    const { db, result: rows } = openNodeSqlite(this.file, 'webhook journal', SCHEMA, (db) => {
       const rows = db.prepare('SELECT id, app_id, target, event, created_at FROM webhook_events ORDER BY id').all() as Row[];
       const left = db.prepare(LEFT_OCCUPANCY).all() as OccupancyEntry[];
       this.left = left.map((r) => ({ appId: r.app_id, channel: r.channel, userId: r.user_id === '' ? null : r.user_id }));
       this.prepare(db);
-      this.db = db;
-      this.nextId = (rows.at(-1)?.id ?? 0) + 1;
-      return this.parse(rows);
-    } catch (err) {
-      db.close();
-      this.db = null;
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new Error(`webhook journal ${this.file} is in use by another Herald process: one node per data directory`);
-      }
-      throw err;
-    }
+      return rows;
+    });
+    this.db = db;
+    this.nextId = (rows.at(-1)?.id ?? 0) + 1;
+    return this.parse(rows);
   }
 
   append(appId: string, target: string, event: WebhookEvent, createdAt: number): number {
