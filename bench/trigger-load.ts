@@ -3,12 +3,13 @@
  * accepts with bounded in-flight requests and bounded undelivered fan-out (throughput); then waiting for the
  * deliveries and turning the counts into figures.
  */
-import type { DeliveryCounter } from './delivery-counter';
+import { DeliveryCounter } from './delivery-counter';
 import { runAtRate, runClosedLoop, waitUntil } from './load-patterns';
 import { cpuPerUnitUs, round, windowNotes, type MeasureWindow, type WindowFigures } from './measure-window';
 import { makePayload, nowUs } from './payload';
-import type { RestClient, SignedRequest } from './rest-client';
-import type { Figure, ScenarioResult } from './scenario';
+import { RestClient, type SignedRequest } from './rest-client';
+import type { Figure, ScenarioContext, ScenarioResult } from './scenario';
+import { WsFleet } from './ws-fleet';
 
 /** How long to wait for deliveries after the last trigger before counting the rest as lost. */
 export const DRAIN_TIMEOUT_MS = 15_000;
@@ -125,4 +126,18 @@ export async function endTriggerWindow(
     unexpectedCloses: o.unexpectedCloses(),
   };
   return { figures, notes: windowNotes(w) };
+}
+
+/**
+ * The generator side of a trigger scenario on `ctx.server`: a delivery counter, the subscribers' WebSocket
+ * fleet and a keep-alive REST client with `restConnections` connections, all closed after the scenario.
+ */
+export function triggerRig(ctx: ScenarioContext, restConnections: number): { counter: DeliveryCounter; fleet: WsFleet; rest: RestClient } {
+  const { server } = ctx;
+  const counter = new DeliveryCounter();
+  const fleet = new WsFleet({ host: server.host, port: server.port, key: server.app.key, pid: server.pid }, counter);
+  ctx.onCleanup(() => fleet.closeAll());
+  const rest = new RestClient(server, server.app, restConnections);
+  ctx.onCleanup(() => rest.close());
+  return { counter, fleet, rest };
 }

@@ -10,7 +10,6 @@ import {
   decodeClientFrame,
   encodeData,
   encodeFrame,
-  presenceSubscribedFrameOf,
   DEVICE_EVENT,
   DEVICE_SET_EVENT,
   isDeviceId,
@@ -152,7 +151,7 @@ export class Gateway {
 
   /** Takes a freshly upgraded socket. Refusals are sent as `pusher:error` then a close with the code. */
   accept(ws: WebSocket, hs: Handshake): void {
-    ws.on('error', this.socketListeners.error);
+    // Socket errors are the transport's (websocket-plugin logs them once and terminates the socket).
     const app = this.apps.byKey(hs.appKey);
     const refuse = (name: ErrorName, detail?: string) => {
       const code = closeCodeOf(name);
@@ -204,16 +203,13 @@ export class Gateway {
   private readonly connections = new WeakMap<WebSocket, Connection>();
   /**
    * Socket listeners shared by every socket (ws calls them with the socket as `this`) instead of closures
-   * made per socket: with tens of thousands of idle sockets, four closures and the scope they keep alive
+   * made per socket: with tens of thousands of idle sockets, a closure per event and the scope they keep alive
    * cost about 400 bytes a connection.
    */
   private readonly socketListeners = Gateway.makeSocketListeners(this);
 
   private static makeSocketListeners(gateway: Gateway) {
     return {
-      error(this: WebSocket, err: Error): void {
-        gateway.log.debug({ err }, 'socket error');
-      },
       message(this: WebSocket, data: Buffer, isBinary: boolean): void {
         const conn = gateway.connections.get(this);
         if (conn) gateway.onFrame(conn, data, isBinary);
@@ -472,14 +468,13 @@ export class Gateway {
     return { id: userId as string, info };
   }
 
-  private async sendSubscribed(conn: Connection, channel: string, presence: boolean, known?: Map<string, string>): Promise<void> {
+  private async sendSubscribed(conn: Connection, channel: string, presence: boolean): Promise<void> {
     if (!presence) {
       conn.send(encodeFrame('pusher_internal:subscription_succeeded', {}, channel));
       return;
     }
-    // Built as text from parts escaped once per member (user_info stays JSON text, never parsed again).
-    const frame = known ? presenceSubscribedFrameOf(channel, known) : await this.state.presenceSubscribedFrame(conn.app.id, channel);
-    conn.send(frame);
+    // Built by the state from parts escaped once per member (user_info stays JSON text, never parsed again).
+    conn.send(await this.state.presenceSubscribedFrame(conn.app.id, channel));
   }
 
   /**
@@ -802,8 +797,9 @@ export class Gateway {
       if (channelType(channel).kind !== 'presence') continue;
       const subs = this.registry.subscribers(appId, channel);
       if (!subs || subs.size === 0) continue;
-      const members = await this.state.members(appId, channel);
-      for (const conn of subs) await this.sendSubscribed(conn, channel, true, members);
+      // One frame for the channel's every socket.
+      const frame = await this.state.presenceSubscribedFrame(appId, channel);
+      for (const conn of subs) conn.send(frame);
     }
     for (const conn of this.registry.all()) {
       const head = watchRoute('');

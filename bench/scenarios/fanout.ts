@@ -3,13 +3,10 @@
  * fanout-1k and fanout-10k trigger at a fixed rate and report latency and CPU per delivery; fanout-1k-max
  * triggers as fast as the server accepts and reports throughput.
  */
-import { DeliveryCounter } from '../delivery-counter';
 import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
-import { RestClient } from '../rest-client';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
-import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut } from '../trigger-load';
-import { WsFleet } from '../ws-fleet';
+import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut, triggerRig } from '../trigger-load';
 
 const CHANNEL = 'bench-fanout';
 const SUBSCRIBE_TIMEOUT_MS = 15_000;
@@ -37,11 +34,7 @@ function fanoutScenario(spec: FanoutSpec): Scenario {
 
 async function runFanout(spec: FanoutSpec, ctx: ScenarioContext): Promise<ScenarioResult> {
   const { server } = ctx;
-  const counter = new DeliveryCounter();
-  const fleet = new WsFleet({ host: server.host, port: server.port, key: server.app.key, pid: server.pid }, counter);
-  ctx.onCleanup(() => fleet.closeAll());
-  const rest = new RestClient(server, server.app, 16);
-  ctx.onCleanup(() => rest.close());
+  const { counter, fleet, rest } = triggerRig(ctx, 16);
 
   const subscribers = ctx.count(spec.subscribers.full, spec.subscribers.smoke);
   ctx.log(`subscribing ${subscribers} sockets to ${CHANNEL}`);

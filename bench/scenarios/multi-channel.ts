@@ -2,13 +2,10 @@
  * Many channels with one subscriber each, every trigger addressed to 100 of them (the REST maximum): the
  * per-channel lookup and multi-channel trigger path rather than a single large fan-out.
  */
-import { DeliveryCounter } from '../delivery-counter';
 import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
-import { RestClient } from '../rest-client';
 import type { Scenario, ScenarioResult, ScenarioContext } from '../scenario';
-import { afterWarmUp, endTriggerWindow, triggerFlatOut } from '../trigger-load';
-import { WsFleet } from '../ws-fleet';
+import { afterWarmUp, endTriggerWindow, triggerFlatOut, triggerRig } from '../trigger-load';
 
 /** Channels per trigger: the protocol's limit (protocol.md §3). */
 const CHANNELS_PER_TRIGGER = 100;
@@ -26,11 +23,7 @@ export const multiChannel: Scenario = {
 
 async function runMultiChannel(ctx: ScenarioContext): Promise<ScenarioResult> {
   const { server } = ctx;
-  const counter = new DeliveryCounter();
-  const fleet = new WsFleet({ host: server.host, port: server.port, key: server.app.key, pid: server.pid }, counter);
-  ctx.onCleanup(() => fleet.closeAll());
-  const rest = new RestClient(server, server.app, 16);
-  ctx.onCleanup(() => rest.close());
+  const { counter, fleet, rest } = triggerRig(ctx, 16);
 
   const sockets = ctx.count(5000, 50, CHANNELS_PER_TRIGGER);
   const channelName = (i: number): string => `bench-mc-${i}`;

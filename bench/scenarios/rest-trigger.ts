@@ -3,13 +3,11 @@
  * nobody is on (pure request cost); rest-100-subs adds a 100-socket fan-out per request. Requests are
  * pre-signed so that the generator's core goes to sending, and kept 32 in flight on keep-alive connections.
  */
-import { DeliveryCounter } from '../delivery-counter';
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
-import { RestClient, type SignedRequest } from '../rest-client';
+import type { SignedRequest } from '../rest-client';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
-import { drainDeliveries, triggerFlatOut } from '../trigger-load';
-import { WsFleet } from '../ws-fleet';
+import { drainDeliveries, triggerFlatOut, triggerRig } from '../trigger-load';
 
 const IN_FLIGHT = 32;
 /** Distinct pre-signed requests, reused round-robin; the 600 s timestamp window easily covers a run. */
@@ -39,11 +37,7 @@ export const rest100Subs: Scenario = {
 async function runRestTrigger(ctx: ScenarioContext, fullSubscribers: number): Promise<ScenarioResult> {
   const { server } = ctx;
   const channel = fullSubscribers === 0 ? 'bench-rest-empty' : 'bench-rest-subscribed';
-  const counter = new DeliveryCounter();
-  const fleet = new WsFleet({ host: server.host, port: server.port, key: server.app.key, pid: server.pid }, counter);
-  ctx.onCleanup(() => fleet.closeAll());
-  const rest = new RestClient(server, server.app, IN_FLIGHT);
-  ctx.onCleanup(() => rest.close());
+  const { counter, fleet, rest } = triggerRig(ctx, IN_FLIGHT);
 
   const subscribers = fullSubscribers === 0 ? 0 : ctx.count(fullSubscribers, 10);
   if (subscribers > 0) {

@@ -120,14 +120,19 @@ export function presenceSubscribedFrame(channel: string, ids: string, entries: s
   return `{"event":"pusher_internal:subscription_succeeded","channel":${JSON.stringify(channel)},"data":"{\\"presence\\":{\\"ids\\":[${ids}],\\"hash\\":{${entries}},\\"count\\":${count}}}"}`;
 }
 
-/** The presence `subscription_succeeded` frame for a member map (user id → `user_info` JSON text). */
-export function presenceSubscribedFrameOf(channel: string, members: ReadonlyMap<string, string>): string {
+/** Members' parts joined for `presenceSubscribedFrame`, in the order given. */
+export function joinPresenceParts(parts: Iterable<PresenceMemberParts>): { ids: string; entries: string } {
   const ids: string[] = [];
   const entries: string[] = [];
-  for (const [id, info] of members) {
-    const parts = presenceMemberParts(id, info);
-    ids.push(parts.id);
-    entries.push(parts.entry);
+  for (const p of parts) {
+    ids.push(p.id);
+    entries.push(p.entry);
   }
-  return presenceSubscribedFrame(channel, ids.join(','), entries.join(','), members.size);
+  return { ids: ids.join(','), entries: entries.join(',') };
+}
+
+/** The presence `subscription_succeeded` frame for a member map (user id → `user_info` JSON text). */
+export function presenceSubscribedFrameOf(channel: string, members: ReadonlyMap<string, string>): string {
+  const { ids, entries } = joinPresenceParts(Array.from(members, ([id, info]) => presenceMemberParts(id, info)));
+  return presenceSubscribedFrame(channel, ids, entries, members.size);
 }

@@ -1,4 +1,4 @@
-import { type PresenceMemberParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
+import { type PresenceMemberParts, joinPresenceParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
 import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
 
 interface Member {
@@ -134,14 +134,7 @@ export class LocalState implements ClusterState {
     const p = this.presence.get(`${appId}\n${channel}`);
     if (!p) return presenceSubscribedFrame(channel, '', '', 0);
     if (p.ids === null || p.entries === null) {
-      const ids: string[] = [];
-      const entries: string[] = [];
-      for (const u of p.users.values()) {
-        ids.push(u.parts.id);
-        entries.push(u.parts.entry);
-      }
-      p.ids = ids.join(',');
-      p.entries = entries.join(',');
+      ({ ids: p.ids, entries: p.entries } = joinPresenceParts(Array.from(p.users.values(), (u) => u.parts)));
     }
     return presenceSubscribedFrame(channel, p.ids, p.entries, p.users.size);
   }

@@ -77,10 +77,6 @@ return out
 `;
 
 /**
- * KEYS: members, sockets, node share (all `{A:C}`). ARGV: user, delta, user_info, max members (-1: none).
- * Returns {before, after, refused} in the user's sockets across the cluster.
- */
-/**
  * Shared by PRESENCE_DELTA and PRESENCE_SET: moves this node's share of user `u` to `want` (KEYS[3]) and the
  * cluster's socket count by the same amount (KEYS[2]), adding the member (KEYS[1]) on its first socket and
  * removing it on its last. Returns the cluster count before and after.
@@ -102,6 +98,10 @@ local function shift_user(u, mine, want, info)
 end
 `;
 
+/**
+ * KEYS: members, sockets, node share (all `{A:C}`). ARGV: user, delta, user_info, max members (-1: none).
+ * Returns {before, after, refused} in the user's sockets across the cluster.
+ */
 export const PRESENCE_DELTA = `${PRESENCE_SHIFT}
 local u = ARGV[1]
 local d = tonumber(ARGV[2])

@@ -1,12 +1,14 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { AppOptions } from '../options/Options';
+import { payloadBytes } from './frame';
+import { scheduleFlush, type Flushable } from './outbox';
 
 /** The parts of ws 8's WebSocket that `sendFramed` relies on; test/unit/ws-frame.test.ts pins them. */
 export interface WsInternals {
   _socket: Socket;
   _sender: { _state: number; _queue: unknown[] };
 }
-import type { AppOptions } from '../options/Options';
 
 /** What a connection needs of its gateway: one object shared by every connection (no closure per socket). */
 export interface ConnectionHost {
@@ -14,8 +16,6 @@ export interface ConnectionHost {
   readonly maxSendBufferBytes: number;
   tooSlow(conn: Connection, bufferedBytes: number): void;
 }
-import { scheduleFlush, type Flushable } from './outbox';
-import { payloadBytes } from './frame';
 
 /**
  * One client socket and its protocol state. Kept small on purpose (a gateway holds tens of thousands):
