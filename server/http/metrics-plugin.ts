@@ -10,7 +10,8 @@ const TRIGGER_ROUTES = new Set(['/apps/:appId/events', '/apps/:appId/batch_event
  */
 export async function metricsPlugin(fastify: FastifyInstance, opts: { metrics: Metrics }): Promise<void> {
   const { metrics } = opts;
-  // onSend runs once the handler is done: for a trigger, its frames have been written to local sockets.
+  // onSend runs once the handler is done: a trigger's frames have been written to local sockets (idle node)
+  // or queued for the flush at the end of this poll phase (busy node; see ws/outbox.ts).
   fastify.addHook('onSend', (req, reply, payload, done) => {
     if (reply.statusCode < 300 && TRIGGER_ROUTES.has(req.routeOptions.url ?? '')) metrics.triggerToSend(reply.elapsedTime / 1000);
     done(null, payload);

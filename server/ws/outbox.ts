@@ -4,10 +4,18 @@
  * A fan-out writes to every subscriber's socket, and the write syscall is most of what a delivery costs.
  * When several publishes reach the same socket in one turn (a burst of REST triggers, a run of presence
  * joins, one trigger naming many channels), queueing them and writing them together costs one syscall per
- * socket instead of one per frame. The queue is flushed from `setImmediate`, i.e. right after the poll
- * phase that produced the frames, so a lone frame waits microseconds, not a timer tick. Under load (the
- * last flush took ≥ 2 ms and ended moments ago) the next flush waits about as long as that one took, at
- * most 10 ms: frames then travel in fewer, fuller writes, which is what lets a saturated node keep up.
+ * socket instead of one per frame.
+ *
+ * When the frames are written depends on how busy the process is:
+ * - Idle (no flush in the last 5 ms): as soon as the job that queued them is done, from a microtask.
+ *   A REST trigger's frames then reach its subscribers before its HTTP response goes out (the response is
+ *   written from a later microtask), as a bare broadcast server would do, and the client that triggered is
+ *   not woken by its response ahead of the delivery.
+ * - Active: from `setImmediate`, right after the poll phase, so the frames of every request and message
+ *   read in that phase share one write per socket; a lone frame waits microseconds, not a timer tick.
+ * - Saturated (the last flush took ≥ 2 ms and ended moments ago): the next flush waits about as long as
+ *   that one took, at most 10 ms. Frames then travel in fewer, fuller writes, which is what lets a saturated
+ *   node keep up.
  */
 
 /** What the outbox needs of a socket: it queues frames itself and writes them when asked. */
@@ -19,6 +27,8 @@ export interface Flushable {
 const BUSY_FLUSH_MS = 2;
 /** Longest a frame waits for company under load (ms). */
 const MAX_DELAY_MS = 10;
+/** No flush for this long means the process is idle: nothing else is likely to arrive in this turn (ms). */
+const IDLE_GAP_MS = 5;
 
 const dirty: Flushable[] = [];
 let scheduled = false;
@@ -30,10 +40,9 @@ export function scheduleFlush(socket: Flushable): void {
   dirty.push(socket);
   if (scheduled) return;
   scheduled = true;
-  // Saturated (the last flush was long and ended moments ago): wait about as long as it took, so the next
-  // flush carries more frames per socket and write syscall. Otherwise, right after this poll phase.
-  const now = performance.now();
-  if (lastFlushMs >= BUSY_FLUSH_MS && now - lastFlushEnd < lastFlushMs) setTimeout(flushAll, Math.min(lastFlushMs, MAX_DELAY_MS));
+  const sinceLast = performance.now() - lastFlushEnd;
+  if (lastFlushMs >= BUSY_FLUSH_MS && sinceLast < lastFlushMs) setTimeout(flushAll, Math.min(lastFlushMs, MAX_DELAY_MS));
+  else if (sinceLast >= IDLE_GAP_MS) queueMicrotask(flushAll);
   else setImmediate(flushAll);
 }
 

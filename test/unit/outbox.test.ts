@@ -27,15 +27,20 @@ async function pair(t: { after(fn: () => void): void }, options: ServerOptions =
   return { conn, ws, receive };
 }
 
-test('frames queued in one turn of the event loop reach the socket in one write, in order', async (t) => {
-  const { conn, ws, receive } = await pair(t);
+/** Calls `onWrite` on every write to the server-side TCP socket under `ws`. */
+function watchWrites(ws: WebSocket, onWrite: () => void): void {
   const socket = (ws as unknown as WsInternals)._socket;
-  let writes = 0;
   const write = socket.write.bind(socket);
   socket.write = ((...args: Parameters<typeof socket.write>) => {
-    writes++;
+    onWrite();
     return write(...args);
   }) as typeof socket.write;
+}
+
+test('frames queued in one turn of the event loop reach the socket in one write, in order', async (t) => {
+  const { conn, ws, receive } = await pair(t);
+  let writes = 0;
+  watchWrites(ws, () => writes++);
   for (const text of ['a', 'b', 'c']) conn.sendFramed(textFrame(text));
   assert.equal(writes, 0, 'nothing is written before the turn ends');
   assert.deepEqual(await receive(3), ['a', 'b', 'c']);
@@ -74,13 +79,14 @@ test('a closed socket drops its queue without writing', async (t) => {
 test('under load (a long flush that just ended) the next flush waits about as long, so it carries more frames', async () => {
   const flushedAt: number[] = [];
   const slow = { flush: () => {
-    const until = performance.now() + 4;
-    while (performance.now() < until); // a flush that takes 4 ms, as writing to thousands of sockets does
+    // A flush that takes 8 ms, as writing to thousands of sockets does (long enough that the next one is
+    // still counted as "moments after" on a busy test machine).
+    const until = performance.now() + 8;
+    while (performance.now() < until);
     flushedAt.push(performance.now());
   } };
   const quick = { flush: () => flushedAt.push(performance.now()) };
   scheduleFlush(slow);
-  await new Promise((r) => setTimeout(r, 0));
   await new Promise((r) => setImmediate(r));
   assert.equal(flushedAt.length, 1);
   // Right after the long flush: not on the next turn but a few ms later.
@@ -91,9 +97,39 @@ test('under load (a long flush that just ended) the next flush waits about as lo
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(flushedAt.length, 2);
   assert.ok(flushedAt[1] - queuedAt >= 3, `waited ${(flushedAt[1] - queuedAt).toFixed(1)} ms`);
-  // Idle again (the last flush was quick): the next one goes right after the current turn.
+  // Idle again (the last flush was quick and a while ago): the next one goes right after the current job.
   await new Promise((r) => setTimeout(r, 20));
   scheduleFlush(quick);
   await new Promise((r) => setImmediate(r));
   assert.equal(flushedAt.length, 3, 'flushed on the next turn');
+});
+
+test('idle: frames are written as soon as the job that queued them is done, ahead of what that job awaits next', async (t) => {
+  const { conn, ws, receive } = await pair(t);
+  const order: string[] = [];
+  watchWrites(ws, () => order.push('frames written'));
+  await new Promise((r) => setTimeout(r, 20)); // no flush for a while: idle
+  // As a REST handler does: publish (queues frames), then its reply is sent from a later microtask.
+  conn.sendFramed(textFrame('one'));
+  conn.sendFramed(textFrame('two'));
+  await Promise.resolve();
+  order.push('reply sent');
+  assert.deepEqual(order, ['frames written', 'reply sent'], 'the subscriber is written to before the trigger is answered');
+  assert.deepEqual(await receive(2), ['one', 'two']);
+});
+
+test('active: frames queued by separate jobs of one turn still share one write per socket', async (t) => {
+  const { conn, ws, receive } = await pair(t);
+  let writes = 0;
+  watchWrites(ws, () => writes++);
+  await new Promise((r) => setTimeout(r, 20)); // idle, so that 'first' is flushed at once
+  conn.sendFramed(textFrame('first'));
+  await Promise.resolve();
+  assert.equal(writes, 1, 'flushed: the process is active now, not idle');
+  conn.sendFramed(textFrame('a'));
+  await Promise.resolve(); // another job (another request read in the same poll phase, say)
+  conn.sendFramed(textFrame('b'));
+  assert.equal(writes, 1, 'held until the poll phase is over');
+  assert.deepEqual(await receive(3), ['first', 'a', 'b']);
+  assert.equal(writes, 2);
 });
