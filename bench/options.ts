@@ -2,7 +2,9 @@
 import { BENCH_APP } from './server-process';
 import type { AppCredentials } from './signing';
 
-export type TargetName = 'herald' | 'soketi';
+export type TargetName = 'herald' | 'soketi' | 'reference';
+
+const TARGETS: readonly TargetName[] = ['herald', 'soketi', 'reference'];
 
 /** A mistake on the command line: reported as its message alone, with the usage where it helps. */
 export class UsageError extends Error {
@@ -24,6 +26,8 @@ export interface BenchOptions {
   scale: number;
   /** Overrides the measured window of every full-run scenario, in seconds. */
   seconds: number | null;
+  /** Runs of each scenario per target, interleaved target by target; the table shows medians. */
+  repeat: number;
   pin: boolean;
   soketiScript: string;
 }
@@ -32,12 +36,17 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenario NAME[,NAME]   run only these scenarios (repeatable); default all
   --list                   list scenarios and exit
   --smoke                  every scenario at tiny scale (~50 sockets, 2 s) to prove the harness works
-  --target herald|soketi|both   servers to start and measure (default herald)
+  --target T               servers to start and measure: herald (default), soketi, reference, a comma list,
+                           both (herald,soketi) or all (herald,soketi,reference; reference = a bare ws
+                           broadcast server, the ceiling for Node, in the broadcast scenarios only)
   --host H --port P        measure an already running server on loopback instead of starting one
   --pid PID                its PID, for CPU/RSS figures (else those are null)
   --app-id ID --key K --secret S   app credentials (default 1 / bench-key / bench-secret)
   --scale F                multiply full-run socket counts by F (e.g. 0.5)
   --seconds N              measured window of each full-run scenario, in seconds
+  --repeat N               run each scenario N times per target, alternating targets; the table shows
+                           each figure's median and (min–max). This VM's speed drifts by tens of % over
+                           minutes, so compare servers on interleaved repeats, not on single runs
   --no-pin                 do not pin server (CPU 0) and generator (CPU 1) with taskset
   --soketi-sh PATH         peer script (default /work/shared/peers/soketi/soketi.sh)
 `;
@@ -53,6 +62,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     app: { ...BENCH_APP },
     scale: 1,
     seconds: null,
+    repeat: 1,
     pin: true,
     soketiScript: '/work/shared/peers/soketi/soketi.sh',
   };
@@ -83,8 +93,13 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--target': {
         const t = value();
         if (t === 'both') o.targets = ['herald', 'soketi'];
-        else if (t === 'herald' || t === 'soketi') o.targets = [t];
-        else throw new UsageError(`--target must be herald, soketi or both, not ${t}`);
+        else if (t === 'all') o.targets = [...TARGETS];
+        else {
+          const names = t.split(',').filter((n) => n !== '');
+          const bad = names.find((n) => !(TARGETS as readonly string[]).includes(n));
+          if (bad !== undefined || names.length === 0) throw new UsageError(`--target takes herald, soketi, reference (comma-separated), both or all, not ${t}`);
+          o.targets = [...new Set(names as TargetName[])];
+        }
         break;
       }
       case '--host':
@@ -110,6 +125,9 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case '--seconds':
         o.seconds = positiveNumber(flag, value());
+        break;
+      case '--repeat':
+        o.repeat = positiveInt(flag, value());
         break;
       case '--no-pin':
         o.pin = false;

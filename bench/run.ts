@@ -16,6 +16,7 @@ import {
   externalServer,
   killAllServersSync,
   startHerald,
+  startReference,
   startSoketi,
   type LaunchOptions,
   type ServerUnderTest,
@@ -77,14 +78,18 @@ async function main(): Promise<number> {
   const scale = opts.smoke ? 'smoke' : opts.scale === 1 ? 'full' : `x${opts.scale}`;
   const outcomes: Outcome[] = [];
   for (const scenario of scenarios) {
-    for (const target of targets) {
-      const skipped = scenario.skipped ?? scenario.skipTargets?.[target];
-      const outcome =
-        skipped !== undefined
-          ? { scenario: scenario.name, target, status: 'skipped' as const, figures: {}, notes: [], reason: skipped }
-          : await runScenario(scenario, target, opts, launch);
-      outcomes.push(outcome);
-      printOutcome(outcome, scale);
+    for (let round = 1; round <= opts.repeat; round++) {
+      for (const target of targets) {
+        const skipped = scenario.skipped ?? scenario.skipTargets?.[target];
+        if (skipped !== undefined && round > 1) continue;
+        const outcome =
+          skipped !== undefined
+            ? { scenario: scenario.name, target, status: 'skipped' as const, figures: {}, notes: [], reason: skipped }
+            : await runScenario(scenario, target, opts, launch);
+        if (opts.repeat > 1 && outcome.status !== 'skipped') outcome.round = round;
+        outcomes.push(outcome);
+        printOutcome(outcome, scale);
+      }
     }
   }
 
@@ -165,7 +170,10 @@ function startServer(target: string, opts: BenchOptions, launch: LaunchOptions, 
     const { host, port, pid } = opts.external;
     return Promise.resolve(externalServer(host, port, opts.app, pid));
   }
-  return (target as TargetName) === 'soketi' ? startSoketi(launch) : startHerald(launch, scenario.heraldConfig);
+  const name = target as TargetName;
+  if (name === 'soketi') return startSoketi(launch);
+  if (name === 'reference') return startReference(launch);
+  return startHerald(launch, scenario.heraldConfig);
 }
 
 /**

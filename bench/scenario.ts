@@ -7,6 +7,12 @@ import type { HeraldExtraConfig, ServerUnderTest } from './server-process';
 
 export type Figure = number | string | boolean | null;
 
+/**
+ * Why the reference server sits out a scenario: it only broadcasts (the issue gives it figures for the
+ * fan-out, memory and connect rows alone); signed REST, presence, push and clustering are not in it.
+ */
+export const REFERENCE_SKIP = 'the reference server only broadcasts (no signed REST, presence, push or cluster)';
+
 export interface ScenarioResult {
   /** Every figure measured, printed in the JSON line. */
   figures: Record<string, Figure>;

@@ -15,7 +15,7 @@ import type { AppCredentials } from './signing';
 
 /** A running (or externally managed) Pusher-protocol server the scenarios drive. */
 export interface ServerUnderTest {
-  /** `herald`, `soketi` or `external`. */
+  /** `herald`, `soketi`, `reference` or `external`. */
   label: string;
   host: string;
   port: number;
@@ -119,11 +119,7 @@ export async function startHerald(opts: LaunchOptions, extraConfig: HeraldExtraC
     }),
   );
   const logFd = openSync(logPath, 'a');
-  // For experiments: BENCH_SERVER_PROF_DIR=dir writes a V8 CPU profile of each Herald server there when it
-  // exits; BENCH_SERVER_NODE_ARGS adds node flags (e.g. `--max-semi-space-size=32`).
-  const profDir = process.env.BENCH_SERVER_PROF_DIR;
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const argv = pinned(opts.cpus, [process.execPath, ...nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), mainJs]);
+  const argv = pinned(opts.cpus, [process.execPath, ...experimentNodeArgs(), mainJs]);
   // HERALD_* variables override the config file (HERALD_REDIS_URL, HERALD_PUSH_SUBJECT…); none may leak in
   // from the shell that runs the benchmark.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));
@@ -164,6 +160,47 @@ export async function startHerald(opts: LaunchOptions, extraConfig: HeraldExtraC
     throw new Error(`Herald did not become ready (${readyError}); log tail:\n${tail}`);
   }
   return { label: 'herald', host: '127.0.0.1', port, app: BENCH_APP, pid, stop };
+}
+
+/**
+ * Starts the reference server (`dist/bench/reference-server.js`: a bare `ws` broadcast server, the issue's
+ * ceiling for Node), pinned to `cpus` like every server under test.
+ */
+export async function startReference(opts: LaunchOptions): Promise<ServerUnderTest> {
+  const js = join(opts.repoRoot, 'dist/bench/reference-server.js');
+  if (!existsSync(js)) throw new Error(`the reference server is not built: ${js} is missing (run npm run build)`);
+  const port = await freeTcpPort();
+  const argv = pinned(opts.cpus, [process.execPath, ...experimentNodeArgs(), js, String(port), BENCH_APP.key]);
+  const child = spawn(argv[0], argv.slice(1), { cwd: opts.repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not spawn the reference server');
+  let exited: string | null = null;
+  child.on('exit', (code, signal) => {
+    exited = `exited with ${signal ?? code}`;
+    liveProcesses.delete(pid);
+  });
+  liveProcesses.set(pid, () => killQuietly(pid, 'SIGKILL'));
+  const stop = async (): Promise<void> => {
+    await stopPid(pid);
+    liveProcesses.delete(pid);
+  };
+  const readyError = await waitReady('127.0.0.1', port, () => exited);
+  if (readyError !== null) {
+    await stop();
+    throw new Error(`the reference server did not become ready (${readyError})`);
+  }
+  return { label: 'reference', host: '127.0.0.1', port, app: BENCH_APP, pid, stop };
+}
+
+/**
+ * Node flags for experiments on the Node servers (Herald, reference): BENCH_SERVER_PROF_DIR=dir writes a V8
+ * CPU profile of each one there when it exits; BENCH_SERVER_NODE_ARGS adds flags (e.g.
+ * `--max-semi-space-size=32`).
+ */
+function experimentNodeArgs(): string[] {
+  const profDir = process.env.BENCH_SERVER_PROF_DIR;
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  return [...nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
 }
 
 /** A soketi node that joins others through Redis pub/sub (its redis adapter) instead of the local adapter. */

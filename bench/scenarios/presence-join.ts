@@ -7,7 +7,7 @@
 import { DeliveryCounter } from '../delivery-counter';
 import { forEachBounded, waitUntil } from '../load-patterns';
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
-import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
+import { REFERENCE_SKIP, type Scenario, type ScenarioContext, type ScenarioResult } from '../scenario';
 import { presenceAuth } from '../signing';
 import { DRAIN_TIMEOUT_MS } from '../trigger-load';
 import type { WsClient } from '../ws-client';
@@ -31,6 +31,7 @@ export const presenceJoin: Scenario = {
     { key: 'joinsPerS', label: 'joins/s' },
     { key: 'cpuPerJoinUs', label: 'CPU/join (µs)' },
   ],
+  skipTargets: { reference: REFERENCE_SKIP },
   run: runPresenceJoin,
 };
 

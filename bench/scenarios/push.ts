@@ -13,7 +13,7 @@ import { forEachBounded, sleep } from '../load-patterns';
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
 import { CpuWindow, processAllowedCpus } from '../proc-stats';
 import { monotonicUs, type EndpointCommand, type EndpointMessage, type PrefixCount } from '../push-endpoint';
-import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
+import { REFERENCE_SKIP, type Scenario, type ScenarioContext, type ScenarioResult } from '../scenario';
 import { stopPid, trackProcess, type ServerUnderTest } from '../server-process';
 import { signedRestPath } from '../signing';
 
@@ -39,6 +39,7 @@ export const push: Scenario = {
   ],
   skipTargets: {
     soketi: 'soketi has no Web Push',
+    reference: REFERENCE_SKIP,
     external: 'needs a Herald the harness starts with push on, http endpoints allowed and the device API limit lifted',
   },
   heraldConfig: {

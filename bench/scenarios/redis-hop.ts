@@ -20,7 +20,7 @@ import {
   uniqueBenchPrefix,
 } from '../redis-keys';
 import { RestClient } from '../rest-client';
-import type { Figure, Scenario, ScenarioContext, ScenarioResult } from '../scenario';
+import { REFERENCE_SKIP, type Figure, type Scenario, type ScenarioContext, type ScenarioResult } from '../scenario';
 import { onLastResort, type ServerUnderTest } from '../server-process';
 import { drainDeliveries, triggerAtRate } from '../trigger-load';
 import { WsFleet } from '../ws-fleet';
@@ -59,7 +59,7 @@ export const redisHop: Scenario = {
     { key: 'extraP50Ms', label: 'extra p50 vs single node (ms)' },
     { key: 'singleNodeP50Ms', label: 'single node p50 (ms)' },
   ],
-  skipTargets: { external: 'needs two more nodes, which the harness only starts for herald or soketi' },
+  skipTargets: { external: 'needs two more nodes, which the harness only starts for herald or soketi', reference: REFERENCE_SKIP },
   run: runRedisHop,
 };
 

@@ -6,7 +6,7 @@
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
 import type { SignedRequest } from '../rest-client';
-import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
+import { REFERENCE_SKIP, type Scenario, type ScenarioContext, type ScenarioResult } from '../scenario';
 import { drainDeliveries, triggerFlatOut, triggerRig } from '../trigger-load';
 
 const IN_FLIGHT = 32;
@@ -21,6 +21,7 @@ export const restNoSubs: Scenario = {
     { key: 'requestsPerS', label: 'requests/s' },
     { key: 'cpuPerRequestUs', label: 'CPU/request (µs)' },
   ],
+  skipTargets: { reference: REFERENCE_SKIP },
   run: (ctx) => runRestTrigger(ctx, 0),
 };
 
@@ -31,6 +32,7 @@ export const rest100Subs: Scenario = {
     { key: 'requestsPerS', label: 'requests/s' },
     { key: 'cpuPerRequestUs', label: 'CPU/request (µs)' },
   ],
+  skipTargets: { reference: REFERENCE_SKIP },
   run: (ctx) => runRestTrigger(ctx, 100),
 };
 
