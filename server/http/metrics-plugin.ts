@@ -10,14 +10,13 @@ const TRIGGER_ROUTES = new Set(['/apps/:appId/events', '/apps/:appId/batch_event
  */
 export async function metricsPlugin(fastify: FastifyInstance, opts: { metrics: Metrics }): Promise<void> {
   const { metrics } = opts;
-  // onSend runs once the handler is done: a trigger's frames have been written to local sockets (idle node)
-  // or queued for the flush at the end of this poll phase (busy node; see ws/outbox.ts).
-  fastify.addHook('onSend', (req, reply, payload, done) => {
-    if (reply.statusCode < 300 && TRIGGER_ROUTES.has(req.routeOptions.url ?? '')) metrics.triggerToSend(reply.elapsedTime / 1000);
-    done(null, payload);
-  });
+  // One hook for both (each hook is a step in every request's chain). By the time a trigger is answered its
+  // frames have been written to local sockets (idle node) or queued for the flush at the end of this poll
+  // phase (busy node; see ws/outbox.ts).
   fastify.addHook('onResponse', (req, reply, done) => {
-    metrics.httpRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
+    const route = req.routeOptions.url;
+    metrics.httpRequest(req.method, route ?? 'unmatched', reply.statusCode);
+    if (reply.statusCode < 300 && route !== undefined && TRIGGER_ROUTES.has(route)) metrics.triggerToSend(reply.elapsedTime / 1000);
     done();
   });
   fastify.get('/metrics', async (_req, reply) => {

@@ -129,7 +129,7 @@ export class Metrics implements GatewayObserver {
     this.httpRequests = counter('herald_http_requests_total', 'HTTP requests answered, by route pattern and status', ['method', 'route', 'status']);
     this.triggerLatency = new Histogram({
       name: 'herald_trigger_to_send_seconds',
-      help: 'From a REST trigger arriving to its answer: its frames are written to local sockets by then when the node is idle, queued for the end of the poll phase when busy (in cluster mode: handed to the broker)',
+      help: 'From a REST trigger arriving to its answer being written: its frames are written to local sockets by then when the node is idle, queued for the end of the poll phase when busy (in cluster mode: handed to the broker)',
       buckets: TRIGGER_BUCKETS,
       registers,
     });
