@@ -3,7 +3,7 @@
  * read from the server's PID; every process it starts is remembered so that it can be stopped by that PID
  * on any exit path (normal end, error, SIGINT).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type SpawnOptions } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -123,43 +123,30 @@ export async function startHerald(opts: LaunchOptions, extraConfig: HeraldExtraC
   // HERALD_* variables override the config file (HERALD_REDIS_URL, HERALD_PUSH_SUBJECT…); none may leak in
   // from the shell that runs the benchmark.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));
-  const child = spawn(argv[0], argv.slice(1), {
-    cwd: opts.repoRoot,
-    env: {
-      ...inherited,
-      HERALD_HOST: '127.0.0.1',
-      HERALD_PORT: String(port),
-      HERALD_DATA_DIR: dataDir,
-      HERALD_LOG_LEVEL: 'warn',
-      HERALD_CONFIG: configPath,
-    },
-    stdio: ['ignore', logFd, logFd],
-  });
-  closeSync(logFd);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('could not spawn Herald');
-  let exited: string | null = null;
-  child.on('exit', (code, signal) => {
-    exited = `exited with ${signal ?? code}`;
-    liveProcesses.delete(pid);
-  });
-  liveProcesses.set(pid, () => {
-    killQuietly(pid, 'SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const stop = async (): Promise<void> => {
-    // Forgotten only once gone, so that a SIGINT arriving meanwhile still kills it.
-    await stopPid(pid);
-    liveProcesses.delete(pid);
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  const readyError = await waitReady('127.0.0.1', port, () => exited);
-  if (readyError !== null) {
-    const tail = readFileSync(logPath, 'utf8').split('\n').slice(-20).join('\n');
-    await stop();
-    throw new Error(`Herald did not become ready (${readyError}); log tail:\n${tail}`);
+  try {
+    return await launchNode(
+      'Herald',
+      'herald',
+      argv,
+      {
+        cwd: opts.repoRoot,
+        env: {
+          ...inherited,
+          HERALD_HOST: '127.0.0.1',
+          HERALD_PORT: String(port),
+          HERALD_DATA_DIR: dataDir,
+          HERALD_LOG_LEVEL: 'warn',
+          HERALD_CONFIG: configPath,
+        },
+        stdio: ['ignore', logFd, logFd],
+      },
+      port,
+      () => rmSync(dataDir, { recursive: true, force: true }),
+      () => `; log tail:\n${readFileSync(logPath, 'utf8').split('\n').slice(-20).join('\n')}`,
+    );
+  } finally {
+    closeSync(logFd);
   }
-  return { label: 'herald', host: '127.0.0.1', port, app: BENCH_APP, pid, stop };
 }
 
 /**
@@ -171,25 +158,48 @@ export async function startReference(opts: LaunchOptions): Promise<ServerUnderTe
   if (!existsSync(js)) throw new Error(`the reference server is not built: ${js} is missing (run npm run build)`);
   const port = await freeTcpPort();
   const argv = pinned(opts.cpus, [process.execPath, ...experimentNodeArgs(), js, String(port), BENCH_APP.key]);
-  const child = spawn(argv[0], argv.slice(1), { cwd: opts.repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  return launchNode('the reference server', 'reference', argv, { cwd: opts.repoRoot, stdio: ['ignore', 'ignore', 'inherit'] }, port);
+}
+
+/**
+ * Spawns a Node server the harness owns (Herald, the reference), remembered for the last-resort kill, and
+ * waits for its `/ready`. `cleanup` runs once it is gone (stopped, or killed on any exit path);
+ * `failureDetail` adds to the error when it never became ready (a log tail, say).
+ */
+async function launchNode(
+  name: string,
+  label: string,
+  argv: string[],
+  options: SpawnOptions,
+  port: number,
+  cleanup: () => void = () => undefined,
+  failureDetail: () => string = () => '',
+): Promise<ServerUnderTest> {
+  const child = spawn(argv[0], argv.slice(1), options);
   const pid = child.pid;
-  if (pid === undefined) throw new Error('could not spawn the reference server');
+  if (pid === undefined) throw new Error(`could not spawn ${name}`);
   let exited: string | null = null;
   child.on('exit', (code, signal) => {
     exited = `exited with ${signal ?? code}`;
     liveProcesses.delete(pid);
   });
-  liveProcesses.set(pid, () => killQuietly(pid, 'SIGKILL'));
+  liveProcesses.set(pid, () => {
+    killQuietly(pid, 'SIGKILL');
+    cleanup();
+  });
   const stop = async (): Promise<void> => {
+    // Forgotten only once gone, so that a SIGINT arriving meanwhile still kills it.
     await stopPid(pid);
     liveProcesses.delete(pid);
+    cleanup();
   };
   const readyError = await waitReady('127.0.0.1', port, () => exited);
   if (readyError !== null) {
+    const detail = failureDetail();
     await stop();
-    throw new Error(`the reference server did not become ready (${readyError})`);
+    throw new Error(`${name} did not become ready (${readyError})${detail}`);
   }
-  return { label: 'reference', host: '127.0.0.1', port, app: BENCH_APP, pid, stop };
+  return { label, host: '127.0.0.1', port, app: BENCH_APP, pid, stop };
 }
 
 /**
