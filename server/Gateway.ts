@@ -647,11 +647,17 @@ export class Gateway {
     if (msg.frame === undefined) return;
     // Framed once; every socket gets the same bytes.
     const framed = textFrame(msg.frame);
-    let n = 0;
-    for (const conn of subs) {
-      if (conn.socketId === msg.except) continue;
-      conn.sendFramed(framed);
-      n++;
+    let n = subs.size;
+    // Two loops, so the common case (no `socket_id` to leave out) compares nothing per socket: comparing
+    // each id with `undefined` was a generic equality call per recipient in optimized code.
+    const except = msg.except;
+    if (except === undefined) {
+      for (const conn of subs) conn.sendFramed(framed);
+    } else {
+      for (const conn of subs) {
+        if (conn.socketId === except) n--;
+        else conn.sendFramed(framed);
+      }
     }
     this.emit('delivered', msg.appId, msg.channel, n, payloadBytes(framed));
   }

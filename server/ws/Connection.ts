@@ -101,13 +101,16 @@ export class Connection implements Flushable {
     if (this.ws.readyState !== 1) return;
     const ws = this.ws as unknown as WsInternals;
     if (ws._sender._state === 0 && ws._sender._queue.length === 0) {
-      ws._socket.write(Array.isArray(queued) ? Buffer.concat(queued) : queued);
+      // write() answers false once the socket's buffer reaches its high-water mark (16-64 KiB), below the
+      // smallest maxSendBufferBytes the options accept (64 KiB); only then can the client be too slow, so
+      // the common case skips the check.
+      if (!ws._socket.write(Array.isArray(queued) ? Buffer.concat(queued) : queued)) this.checkBuffer();
     } else {
       for (const framed of Array.isArray(queued) ? queued : [queued]) {
         this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });
       }
+      this.checkBuffer();
     }
-    this.checkBuffer();
   }
 
   /**
