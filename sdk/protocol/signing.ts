@@ -19,13 +19,23 @@ export function userAuthString(socketId: string, userData: string): string {
  * URL-escaped.
  */
 export function restStringToSign(method: string, path: string, params: Record<string, string>): string {
-  const keys = Object.keys(params)
-    .map((k) => k.toLowerCase())
-    .filter((k) => k !== 'auth_signature');
-  const lower: Record<string, string> = {};
-  for (const k of Object.keys(params)) lower[k.toLowerCase()] = params[k];
-  keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const query = keys.map((k) => `${k}=${lower[k]}`).join('&');
+  // Every signed REST request runs this: one pass over the keys, and a second value map only when some key
+  // is not lowercase already (real SDKs send lowercase). Two keys equal but for case keep pusher-http-node's
+  // result: both appear, each with the later value.
+  const keys = Object.keys(params);
+  let values = params;
+  for (let i = 0; i < keys.length; i++) {
+    const l = keys[i].toLowerCase();
+    if (l === keys[i]) continue;
+    keys[i] = l;
+    if (values === params) {
+      values = Object.create(null) as Record<string, string>;
+      for (const k of Object.keys(params)) values[k.toLowerCase()] = params[k];
+    }
+  }
+  const signed = keys.filter((k) => k !== 'auth_signature').sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let query = '';
+  for (let i = 0; i < signed.length; i++) query += `${i === 0 ? '' : '&'}${signed[i]}=${values[signed[i]]}`;
   return `${method.toUpperCase()}\n${path}\n${query}`;
 }
 

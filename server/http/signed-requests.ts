@@ -31,12 +31,34 @@ export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): v
     const url = req.raw.url ?? '';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const query = Object.fromEntries(new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
-    const problem = verifyRequest(app, req.method, path, query, req.rawBody ?? '', Math.floor(Date.now() / 1000));
+    const problem = verifyRequest(app, req.method, path, signedParams(req.query), req.rawBody ?? '', Math.floor(Date.now() / 1000));
     if (problem) fail(problem);
     req.heraldApp = app;
     await takeBudget(gateway, app, 'rest-requests', app.maxRestRequestsPerSecond, 1, 'REST requests');
   });
+}
+
+/**
+ * The query as signed: fastify has already parsed it (decoded, `+` as space), once per request, so it is not
+ * parsed again here. A parameter given twice arrives as an array; the last one counts, as it did when this
+ * hook parsed the query itself.
+ */
+function signedParams(query: unknown): Record<string, string> {
+  const params = query as Record<string, string | string[]>;
+  for (const k in params) {
+    const v = params[k];
+    if (typeof v !== 'string') return normalized(params);
+  }
+  return params as Record<string, string>;
+}
+
+function normalized(params: Record<string, string | string[]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(params)) {
+    const v = params[k];
+    out[k] = typeof v === 'string' ? v : String(v[v.length - 1] ?? '');
+  }
+  return out;
 }
 
 /** The app a signed request was verified for. */

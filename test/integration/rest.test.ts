@@ -13,6 +13,8 @@ interface SignOptions {
   key?: string;
   version?: string;
   contentType?: string;
+  /** Rewrites the signed query string before sending (to repeat a parameter, say). */
+  editQuery?: (query: string) => string;
 }
 
 /** A request signed by hand (protocol.md §3), so each part can be broken on purpose. */
@@ -27,7 +29,8 @@ async function signed(h: TestHerald, method: string, path: string, body?: string
   if (body !== undefined && o.md5 !== null) params.body_md5 = o.md5 ?? createHash('md5').update(body).digest('hex');
   const toSign = [method, path, Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&')].join('\n');
   params.auth_signature = createHmac('sha256', app.secret).update(toSign).digest('hex');
-  const res = await fetch(`${h.baseUrl}${path}?${new URLSearchParams(params)}`, {
+  const query = new URLSearchParams(params).toString();
+  const res = await fetch(`${h.baseUrl}${path}?${o.editQuery ? o.editQuery(query) : query}`, {
     method,
     body,
     headers: body === undefined ? {} : { 'Content-Type': o.contentType ?? 'application/json' },
@@ -142,6 +145,15 @@ test('signature failures answer 401 with a JSON error', async (t) => {
   // The signature covers the path: a request signed for another app id is refused.
   const r = await signed(h, 'POST', `/apps/${h.apps[1].id}/events`, body, { app: h.app });
   assert.equal(r.status, 401);
+
+  // Values are signed decoded: spaces, '+', '%', '&' and non-ASCII in a parameter survive the round trip.
+  const odd = await signed(h, 'GET', `/apps/${h.app.id}/channels`, undefined, { query: { filter_by_prefix: 'pre fix+%&=é' } });
+  assert.equal(odd.status, 200, JSON.stringify(odd.json));
+  // A parameter given twice: the last one counts.
+  const forged = await signed(h, 'POST', path, body, { editQuery: (q) => `${q}&auth_signature=${'0'.repeat(64)}` });
+  assert.equal(forged.status, 401);
+  const repeated = await signed(h, 'POST', path, body, { editQuery: (q) => `auth_signature=${'0'.repeat(64)}&${q}` });
+  assert.equal(repeated.status, 200, JSON.stringify(repeated.json));
 });
 
 test('unknown and disabled apps, unknown routes', async (t) => {

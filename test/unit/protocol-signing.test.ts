@@ -61,6 +61,9 @@ test('REST request signing vector', () => {
 
 test('sorting and case of signed query keys follow pusher-http-node', () => {
   assert.equal(restStringToSign('get', '/p', { b: '2', A: '1', auth_signature: 'x', info: 'user_count,subscription_count' }), 'GET\n/p\na=1&b=2&info=user_count,subscription_count');
+  // Keys equal but for case: pusher-http-node lists both, each with the later value; the query is not escaped.
+  assert.equal(restStringToSign('post', '/p', { a: '1', A: '2', z: 'x y', Auth_Signature: 's' }), 'POST\n/p\na=2&a=2&z=x y');
+  assert.equal(restStringToSign('get', '/p', {}), 'GET\n/p\n');
 });
 
 test('auth values, socket ids and constant-time compare', () => {
