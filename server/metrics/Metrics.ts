@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Tally } from './Tally';
 import { channelType } from '../../sdk/protocol';
 import type { Gateway } from '../Gateway';
 import type { GatewayObserver } from '../GatewayObserver';
@@ -10,13 +11,6 @@ import type { Connection } from '../ws/Connection';
 export type PushSendOutcome = 'sent' | 'gone' | 'rejected' | 'retry' | 'expired' | 'error';
 
 /** Children of the per-app counters, looked up once per app instead of hashing labels on every call. */
-interface AppCounters {
-  received: Counter.Internal;
-  receivedBytes: Counter.Internal;
-  sent: Counter.Internal;
-  sentBytes: Counter.Internal;
-}
-
 const TRIGGER_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
@@ -35,8 +29,8 @@ function processMetrics(): Registry {
 /**
  * Herald's Prometheus metrics, in a registry of their own (several servers in one process do not clash).
  *
- * Hot-path cost is a few counter increments: deliveries are counted once per publish (`delivered` carries
- * the socket count), and gauges (connections, channels, presence members, backend health) are read from
+ * Hot-path cost is a few Map updates: counters are `Tally`s (added to prom-client when scraped), deliveries
+ * are counted once per publish (`delivered` carries the socket count), and gauges (connections, channels, presence members, backend health) are read from
  * the gateway when scraped, not maintained on every change. Gauges are per node: a channel with
  * subscribers on two nodes counts on both. Webhook metrics cost nothing on the delivery path: they are
  * the sender's own counters, copied when scraped.
@@ -46,21 +40,19 @@ function processMetrics(): Registry {
  */
 export class Metrics implements GatewayObserver {
   readonly registry = new Registry();
-  private readonly perApp = new Map<string, AppCounters>();
-
-  private readonly newConnections: Counter<'app_id'>;
-  private readonly disconnections: Counter<'app_id' | 'code'>;
-  private readonly refused: Counter<'app_id' | 'code'>;
-  private readonly received: Counter<'app_id'>;
-  private readonly receivedBytes: Counter<'app_id'>;
-  private readonly sent: Counter<'app_id'>;
-  private readonly sentBytes: Counter<'app_id'>;
-  private readonly clientEvents: Counter<'app_id'>;
-  private readonly publishedEvents: Counter<'app_id'>;
-  private readonly clientErrors: Counter<'app_id' | 'code'>;
-  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  private readonly newConnections: Tally<'app_id'>;
+  private readonly disconnections: Tally<'app_id' | 'code'>;
+  private readonly refused: Tally<'app_id' | 'code'>;
+  private readonly received: Tally<'app_id'>;
+  private readonly receivedBytes: Tally<'app_id'>;
+  private readonly sent: Tally<'app_id'>;
+  private readonly sentBytes: Tally<'app_id'>;
+  private readonly clientEvents: Tally<'app_id'>;
+  private readonly publishedEvents: Tally<'app_id'>;
+  private readonly clientErrors: Tally<'app_id' | 'code'>;
+  private readonly httpRequests: Tally<'method' | 'route' | 'status'>;
   private readonly triggerLatency: Histogram;
-  private readonly pushSends: Counter<'app_id' | 'outcome'>;
+  private readonly pushSends: Tally<'app_id' | 'outcome'>;
 
   constructor(gateway: Gateway, webhooks: WebhookStatsSource) {
     const registers = [this.registry];
@@ -115,7 +107,7 @@ export class Metrics implements GatewayObserver {
       },
     });
 
-    const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new Counter<L>({ name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new Tally<L>(name, help, labelNames, registers);
     this.newConnections = counter('herald_new_connections_total', 'WebSocket connections established', ['app_id']);
     this.disconnections = counter('herald_disconnections_total', 'Established connections closed, by close code', ['app_id', 'code']);
     this.refused = counter('herald_connections_refused_total', 'Connections refused at the handshake (unknown app, quota, origin, per-IP limit…), by close code', ['app_id', 'code']);
@@ -191,20 +183,6 @@ export class Metrics implements GatewayObserver {
     });
   }
 
-  private app(appId: string): AppCounters {
-    let c = this.perApp.get(appId);
-    if (!c) {
-      c = {
-        received: this.received.labels(appId),
-        receivedBytes: this.receivedBytes.labels(appId),
-        sent: this.sent.labels(appId),
-        sentBytes: this.sentBytes.labels(appId),
-      };
-      this.perApp.set(appId, c);
-    }
-    return c;
-  }
-
   /** The exposition text and its content type, for `/metrics`. */
   async render(): Promise<{ contentType: string; body: string }> {
     const both = Registry.merge([processMetrics(), this.registry]);
@@ -214,46 +192,49 @@ export class Metrics implements GatewayObserver {
   // ---------------------------------------------------------------- gateway observer
 
   connectionOpened(conn: Connection): void {
-    this.newConnections.inc({ app_id: conn.app.id });
+    const id = conn.app.id;
+    this.newConnections.add(id, { app_id: id });
   }
 
   connectionClosed(conn: Connection, code: number): void {
-    this.disconnections.inc({ app_id: conn.app.id, code: String(code) });
+    const id = conn.app.id;
+    this.disconnections.add(`${id}\n${code}`, { app_id: id, code });
   }
 
   connectionRefused(appId: string | null, code: number): void {
-    this.refused.inc({ app_id: appId ?? '', code: String(code) });
+    const id = appId ?? '';
+    this.refused.add(`${id}\n${code}`, { app_id: id, code });
   }
 
   messageReceived(conn: Connection, bytes: number): void {
-    const c = this.app(conn.app.id);
-    c.received.inc();
-    c.receivedBytes.inc(bytes);
+    const id = conn.app.id;
+    this.received.add(id, { app_id: id });
+    this.receivedBytes.add(id, { app_id: id }, bytes);
   }
 
   delivered(appId: string, _channel: string, count: number, bytes: number): void {
     if (count === 0) return;
-    const c = this.app(appId);
-    c.sent.inc(count);
-    c.sentBytes.inc(count * bytes);
+    this.sent.add(appId, { app_id: appId }, count);
+    this.sentBytes.add(appId, { app_id: appId }, count * bytes);
   }
 
   clientEvent(app: AppOptions): void {
-    this.clientEvents.inc({ app_id: app.id });
+    this.clientEvents.add(app.id, { app_id: app.id });
   }
 
   published(app: AppOptions, channels: string[]): void {
-    this.publishedEvents.inc({ app_id: app.id }, channels.length);
+    this.publishedEvents.add(app.id, { app_id: app.id }, channels.length);
   }
 
   clientError(conn: Connection, code: number | null): void {
-    this.clientErrors.inc({ app_id: conn.app.id, code: code === null ? '' : String(code) });
+    const id = conn.app.id;
+    this.clientErrors.add(`${id}\n${code}`, { app_id: id, code: code ?? '' });
   }
 
   // ---------------------------------------------------------------- HTTP (metrics plugin)
 
   httpRequest(method: string, route: string, status: number): void {
-    this.httpRequests.inc({ method, route, status: String(status) });
+    this.httpRequests.add(`${method} ${status} ${route}`, { method, route, status });
   }
 
   triggerToSend(seconds: number): void {
@@ -264,6 +245,6 @@ export class Metrics implements GatewayObserver {
 
   /** Push: one send to one subscription ended with `outcome`. */
   pushSent(appId: string, outcome: PushSendOutcome): void {
-    this.pushSends.inc({ app_id: appId, outcome });
+    this.pushSends.add(`${appId}\n${outcome}`, { app_id: appId, outcome });
   }
 }
