@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { AppOptions } from '../options/Options';
 import { payloadBytes } from './frame';
-import { scheduleFlush, type Flushable } from './outbox';
+import { joinedFrames, scheduleFlush, type Flushable } from './outbox';
 
 /** The parts of ws 8's WebSocket that `sendFramed` relies on; test/unit/ws-frame.test.ts pins them. */
 export interface WsInternals {
@@ -104,7 +104,7 @@ export class Connection implements Flushable {
       // write() answers false once the socket's buffer reaches its high-water mark (16-64 KiB), below the
       // smallest maxSendBufferBytes the options accept (64 KiB); only then can the client be too slow, so
       // the common case skips the check.
-      if (!ws._socket.write(Array.isArray(queued) ? Buffer.concat(queued) : queued)) this.checkBuffer();
+      if (!ws._socket.write(Array.isArray(queued) ? joinedFrames(queued) : queued)) this.checkBuffer();
     } else {
       for (const framed of Array.isArray(queued) ? queued : [queued]) {
         this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });

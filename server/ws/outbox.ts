@@ -35,6 +35,27 @@ let scheduled = false;
 let lastFlushEnd = 0;
 let lastFlushMs = 0;
 
+/** The frames last joined in this flush, and the bytes they made (see `joinedFrames`). */
+let lastParts: Buffer[] | null = null;
+let lastJoined: Buffer | null = null;
+
+/**
+ * The frames a socket queued, as one buffer for one write. Subscribers of the same channels queue the same
+ * frames in the same order, and the outbox flushes them one after another, so the previous socket's result
+ * is usually the answer: compared frame by frame (by identity; frames are never changed once built), then
+ * shared. A busy presence channel then costs one copy per flush, not one per member.
+ */
+export function joinedFrames(parts: Buffer[]): Buffer {
+  const last = lastParts;
+  if (last !== null && lastJoined !== null && last.length === parts.length) {
+    let i = 0;
+    while (i < parts.length && last[i] === parts[i]) i++;
+    if (i === parts.length) return lastJoined;
+  }
+  lastParts = parts;
+  return (lastJoined = Buffer.concat(parts));
+}
+
 /** Called by a socket when its first frame of this turn is queued; the socket is flushed once, soon. */
 export function scheduleFlush(socket: Flushable): void {
   dirty.push(socket);
@@ -51,6 +72,8 @@ function flushAll(): void {
   // Indexed loop: a flush never queues more frames, but if one ever did, it would still be written here.
   for (let i = 0; i < dirty.length; i++) dirty[i].flush();
   dirty.length = 0;
+  lastParts = null;
+  lastJoined = null;
   scheduled = false;
   lastFlushEnd = performance.now();
   lastFlushMs = lastFlushEnd - start;

@@ -4,7 +4,7 @@ import WebSocket, { WebSocketServer, type ServerOptions } from 'ws';
 import type { AddressInfo } from 'node:net';
 import { Connection, type WsInternals } from '../../server/ws/Connection';
 import { textFrame } from '../../server/ws/frame';
-import { scheduleFlush } from '../../server/ws/outbox';
+import { joinedFrames, scheduleFlush } from '../../server/ws/outbox';
 import type { AppOptions } from '../../server/options/Options';
 
 /** A real server-side socket wrapped in a Connection, and the client that reads what it writes. */
@@ -45,6 +45,29 @@ test('frames queued in one turn of the event loop reach the socket in one write,
   assert.equal(writes, 0, 'nothing is written before the turn ends');
   assert.deepEqual(await receive(3), ['a', 'b', 'c']);
   assert.equal(writes, 1);
+});
+
+test('sockets that queued the same frames share one joined buffer; other frames get their own', () => {
+  const a = textFrame('a');
+  const b = textFrame('b');
+  const first = joinedFrames([a, b]);
+  assert.deepEqual(first, Buffer.concat([a, b]));
+  assert.equal(joinedFrames([a, b]), first, 'same frames, same order: the same bytes, not a new copy');
+  const reversed = joinedFrames([b, a]);
+  assert.deepEqual(reversed, Buffer.concat([b, a]));
+  assert.notEqual(reversed, first);
+  const equalContent = textFrame('a');
+  assert.deepEqual(joinedFrames([b, a, equalContent]), Buffer.concat([b, a, a]));
+});
+
+test('two sockets with the same queue both receive every frame, in order, from one flush', async (t) => {
+  const one = await pair(t);
+  const two = await pair(t);
+  const frames = ['x', 'y', 'z'].map(textFrame);
+  for (const f of frames) one.conn.sendFramed(f);
+  for (const f of frames) two.conn.sendFramed(f);
+  assert.deepEqual(await one.receive(3), ['x', 'y', 'z']);
+  assert.deepEqual(await two.receive(3), ['x', 'y', 'z']);
 });
 
 test('a frame sent to one socket alone never overtakes the fan-out frames queued before it', async (t) => {
