@@ -51,6 +51,8 @@ export class Metrics implements GatewayObserver {
   private readonly publishedEvents: Tally<'app_id'>;
   private readonly clientErrors: Tally<'app_id' | 'code'>;
   private readonly httpRequests: Tally<'method' | 'route' | 'status'>;
+  /** route pattern → method → status → its series in `httpRequests`. */
+  private readonly httpSeries = new Map<string, Map<string, Map<number, { n: number }>>>();
   private readonly triggerLatency: Histogram;
   private readonly pushSends: Tally<'app_id' | 'outcome'>;
 
@@ -234,7 +236,15 @@ export class Metrics implements GatewayObserver {
   // ---------------------------------------------------------------- HTTP (metrics plugin)
 
   httpRequest(method: string, route: string, status: number): void {
-    this.httpRequests.add(`${method} ${status} ${route}`, { method, route, status });
+    // Found through maps keyed by the strings fastify already holds (route pattern, method) and the status
+    // number: every HTTP answer passes here, and building a key string per request cost more than counting.
+    let byMethod = this.httpSeries.get(route);
+    if (byMethod === undefined) this.httpSeries.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+    let series = byStatus.get(status);
+    if (series === undefined) byStatus.set(status, (series = this.httpRequests.series(`${method} ${status} ${route}`, { method, route, status })));
+    series.n++;
   }
 
   triggerToSend(seconds: number): void {

@@ -33,8 +33,16 @@ export class Tally<L extends string> {
 
   /** Adds `n` to the series `key` stands for; `labels` must be the same for every use of a key. */
   add(key: string, labels: Labels<L>, n = 1): void {
-    const p = this.pending.get(key);
-    if (p !== undefined) p.n += n;
-    else this.pending.set(key, { labels, n });
+    this.series(key, labels).n += n;
+  }
+
+  /**
+   * The running count of one series (what `add` adds to), for a caller that can keep it and find it faster
+   * than by building its key.
+   */
+  series(key: string, labels: Labels<L>): { n: number } {
+    let p = this.pending.get(key);
+    if (p === undefined) this.pending.set(key, (p = { labels, n: 0 }));
+    return p;
   }
 }

@@ -19,4 +19,9 @@ void test('a Tally exposes a cumulative Prometheus counter, added to at each scr
   const second = await registry.metrics();
   assert.match(second, /^t_total\{app_id="1",code="4001"\} 7$/m);
   assert.match(second, /^t_total\{app_id="2",code="4009"\} 5$/m);
+  // A series kept by the caller counts into the same place as add().
+  const kept = t.series('2\n4009', { app_id: '2', code: 4009 });
+  kept.n += 2;
+  t.add('2\n4009', { app_id: '2', code: 4009 });
+  assert.match(await registry.metrics(), /^t_total\{app_id="2",code="4009"\} 8$/m);
 });
