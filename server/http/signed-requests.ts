@@ -41,7 +41,8 @@ export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): v
 /**
  * The query as signed: fastify has already parsed it (decoded, `+` as space), once per request, so it is not
  * parsed again here. A parameter given twice arrives as an array; the last one counts, as it did when this
- * hook parsed the query itself.
+ * hook parsed the query itself. Signed routes must not declare a `querystring` schema: its validation runs
+ * before this hook and could coerce or drop values that the signature covers as sent.
  */
 function signedParams(query: unknown): Record<string, string> {
   const params = query as Record<string, string | string[]>;
