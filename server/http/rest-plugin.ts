@@ -11,7 +11,7 @@ import {
 import { fail } from '../errors';
 import type { Gateway } from '../Gateway';
 import type { AppOptions } from '../options/Options';
-import { type BatchBody, type EventBody, schemaProblem, validateBatchBody, validateEventBody } from './rest-schemas';
+import { type BatchBody, type EventBody, RESPONSES, schemaProblem, validateBatchBody, validateEventBody } from './rest-schemas';
 import { appOf, parseBody, takeBudget, useSignedRequests } from './signed-requests';
 
 type AppRequest = FastifyRequest<{ Params: { appId: string; channel?: string; userId?: string }; Querystring: Record<string, string> }>;
@@ -49,7 +49,7 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
 
   useSignedRequests(fastify, gateway);
 
-  fastify.post('/apps/:appId/events', async (req) => {
+  fastify.post('/apps/:appId/events', { schema: { response: RESPONSES.events } }, async (req) => {
     const app = appOf(req);
     const body = parseBody(req);
     if (!validateEventBody(body)) fail('BAD_REQUEST', schemaProblem(validateEventBody.errors));
@@ -67,7 +67,7 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     return info ? { channels: info } : {};
   });
 
-  fastify.post('/apps/:appId/batch_events', async (req) => {
+  fastify.post('/apps/:appId/batch_events', { schema: { response: RESPONSES.batch } }, async (req) => {
     const app = appOf(req);
     const body = parseBody(req);
     if (!validateBatchBody(body)) fail('BAD_REQUEST', schemaProblem(validateBatchBody.errors));
@@ -90,7 +90,7 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     return anyInfo ? { batch: results } : {};
   });
 
-  fastify.get('/apps/:appId/channels', async (req: AppRequest) => {
+  fastify.get('/apps/:appId/channels', { schema: { response: RESPONSES.channels } }, async (req: AppRequest) => {
     const app = appOf(req);
     const prefix = req.query.filter_by_prefix ?? '';
     const info = infoList(req.query.info);
@@ -102,7 +102,7 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     return { channels: await gateway.channelList(app, prefix, withUsers, info.includes('subscription_count')) };
   });
 
-  fastify.get('/apps/:appId/channels/:channel', async (req: AppRequest) => {
+  fastify.get('/apps/:appId/channels/:channel', { schema: { response: RESPONSES.channel } }, async (req: AppRequest) => {
     const app = appOf(req);
     const channel = req.params.channel ?? '';
     const p = channelNameProblem(channel, app.maxChannelNameLength, true);
@@ -117,7 +117,7 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     return gateway.channelInfo(app, channel, info);
   });
 
-  fastify.get('/apps/:appId/channels/:channel/users', async (req: AppRequest) => {
+  fastify.get('/apps/:appId/channels/:channel/users', { schema: { response: RESPONSES.users } }, async (req: AppRequest) => {
     const app = appOf(req);
     const channel = req.params.channel ?? '';
     const p = channelNameProblem(channel, app.maxChannelNameLength);
@@ -126,7 +126,7 @@ export async function restPlugin(fastify: FastifyInstance, opts: { gateway: Gate
     return { users: await gateway.users(app, channel) };
   });
 
-  fastify.post('/apps/:appId/users/:userId/terminate_connections', async (req: AppRequest) => {
+  fastify.post('/apps/:appId/users/:userId/terminate_connections', { schema: { response: RESPONSES.empty } }, async (req: AppRequest) => {
     const app = appOf(req);
     const userId = req.params.userId ?? '';
     const p = userIdProblem(userId);
