@@ -47,19 +47,10 @@ export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): v
 function signedParams(query: unknown): Record<string, string> {
   const params = query as Record<string, string | string[]>;
   for (const k in params) {
-    const v = params[k];
-    if (typeof v !== 'string') return normalized(params);
+    if (typeof params[k] === 'string') continue;
+    return Object.fromEntries(Object.entries(params).map(([key, v]) => [key, typeof v === 'string' ? v : (v[v.length - 1] ?? '')]));
   }
   return params as Record<string, string>;
-}
-
-function normalized(params: Record<string, string | string[]>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of Object.keys(params)) {
-    const v = params[k];
-    out[k] = typeof v === 'string' ? v : String(v[v.length - 1] ?? '');
-  }
-  return out;
 }
 
 /** The app a signed request was verified for. */

@@ -1,16 +1,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { Tally } from './Tally';
 import { channelType } from '../../sdk/protocol';
 import type { Gateway } from '../Gateway';
 import type { GatewayObserver } from '../GatewayObserver';
 import type { AppOptions } from '../options/Options';
 import { emptyWebhookCounters, type WebhookCounters, type WebhookStatsSource } from '../webhooks/WebhookSender';
 import type { Connection } from '../ws/Connection';
+import { Tally } from './Tally';
 
 /** How one Web Push send ended (the push sender's outcome kinds, plus `expired` for TTL run out). */
 export type PushSendOutcome = 'sent' | 'gone' | 'rejected' | 'retry' | 'expired' | 'error';
 
-/** Children of the per-app counters, looked up once per app instead of hashing labels on every call. */
 const TRIGGER_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
@@ -30,8 +29,8 @@ function processMetrics(): Registry {
  * Herald's Prometheus metrics, in a registry of their own (several servers in one process do not clash).
  *
  * Hot-path cost is a few Map updates: counters are `Tally`s (added to prom-client when scraped), deliveries
- * are counted once per publish (`delivered` carries the socket count), and gauges (connections, channels, presence members, backend health) are read from
- * the gateway when scraped, not maintained on every change. Gauges are per node: a channel with
+ * are counted once per publish (`delivered` carries the socket count), and gauges (connections, channels,
+ * presence members, backend health) are read from the gateway when scraped, not maintained on every change. Gauges are per node: a channel with
  * subscribers on two nodes counts on both. Webhook metrics cost nothing on the delivery path: they are
  * the sender's own counters, copied when scraped.
  *

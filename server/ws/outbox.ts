@@ -35,9 +35,8 @@ let scheduled = false;
 let lastFlushEnd = 0;
 let lastFlushMs = 0;
 
-/** The frames last joined in this flush, and the bytes they made (see `joinedFrames`). */
-let lastParts: Buffer[] | null = null;
-let lastJoined: Buffer | null = null;
+/** The frames last joined in this flush and the bytes they made (see `joinedFrames`). */
+let lastJoin: { parts: Buffer[]; joined: Buffer } | null = null;
 
 /**
  * The frames a socket queued, as one buffer for one write. Subscribers of the same channels queue the same
@@ -46,14 +45,14 @@ let lastJoined: Buffer | null = null;
  * shared. A busy presence channel then costs one copy per flush, not one per member.
  */
 export function joinedFrames(parts: Buffer[]): Buffer {
-  const last = lastParts;
-  if (last !== null && lastJoined !== null && last.length === parts.length) {
+  const last = lastJoin;
+  if (last !== null && last.parts.length === parts.length) {
     let i = 0;
-    while (i < parts.length && last[i] === parts[i]) i++;
-    if (i === parts.length) return lastJoined;
+    while (i < parts.length && last.parts[i] === parts[i]) i++;
+    if (i === parts.length) return last.joined;
   }
-  lastParts = parts;
-  return (lastJoined = Buffer.concat(parts));
+  lastJoin = { parts, joined: Buffer.concat(parts) };
+  return lastJoin.joined;
 }
 
 /** Called by a socket when its first frame of this turn is queued; the socket is flushed once, soon. */
@@ -72,8 +71,7 @@ function flushAll(): void {
   // Indexed loop: a flush never queues more frames, but if one ever did, it would still be written here.
   for (let i = 0; i < dirty.length; i++) dirty[i].flush();
   dirty.length = 0;
-  lastParts = null;
-  lastJoined = null;
+  lastJoin = null;
   scheduled = false;
   lastFlushEnd = performance.now();
   lastFlushMs = lastFlushEnd - start;

@@ -1,9 +1,8 @@
 /** HMAC and digest helpers for Node runtimes (the server and the Node server SDK). */
 import * as crypto from 'node:crypto';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 export function hmacSha256Hex(secret: string, data: string | Buffer): string {
-  return createHmac('sha256', secret).update(data).digest('hex');
+  return crypto.createHmac('sha256', secret).update(data).digest('hex');
 }
 
 /**
@@ -13,12 +12,12 @@ export function hmacSha256Hex(secret: string, data: string | Buffer): string {
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: string | Buffer, encoding: 'hex') => string }).hash;
 
 export function md5Hex(data: string | Buffer): string {
-  return oneShotHash !== undefined ? oneShotHash('md5', data, 'hex') : createHash('md5').update(data).digest('hex');
+  return oneShotHash !== undefined ? oneShotHash('md5', data, 'hex') : crypto.createHash('md5').update(data).digest('hex');
 }
 
 /** Constant-time comparison of two strings; false when lengths differ (length is not secret). */
 export function safeEqual(a: string, b: string): boolean {
   const ab = Buffer.from(a);
   const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
+  return ab.length === bb.length && crypto.timingSafeEqual(ab, bb);
 }
