@@ -192,6 +192,28 @@ void test('a refused connection comes back as retry with the error code', async 
   assert.ok(outcome.kind === 'retry' && /ECONNREFUSED/.test(outcome.error ?? ''), JSON.stringify(outcome));
 });
 
+void test('a push service that cuts the connection mid-response comes back as retry, and the sender goes on', async (t) => {
+  // Headers and part of the body, then the socket is destroyed: the response closes before it ends.
+  const cutter = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(201, { 'content-length': '100' });
+    res.write('partial', () => res.socket?.destroy());
+  });
+  await new Promise<void>((resolve) => cutter.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => cutter.close(() => resolve())));
+  const address = cutter.address();
+  assert.ok(address && typeof address === 'object');
+  const { fake, sender } = await setup(t, { timeoutMs: 5000 });
+  const sub = fake.createSubscription(vapidKey.publicKey);
+
+  const started = Date.now();
+  const outcome = await sender.send({ ...sub, endpoint: `http://127.0.0.1:${address.port}/push/x` }, 'x', { ttl: 60, vapidKey });
+  assert.equal(outcome.kind, 'retry', JSON.stringify(outcome));
+  assert.ok(outcome.kind === 'retry' && outcome.error !== undefined && !/PUSH_TIMEOUT/.test(outcome.error), JSON.stringify(outcome));
+  assert.ok(Date.now() - started < 2000, 'settled by the close, not by the deadline');
+  assert.equal((await sender.send(sub, 'after the cut', { ttl: 60, vapidKey })).kind, 'sent');
+});
+
 void test('waiting sends get their slot in FIFO order, also past the queue compaction point', async (t) => {
   const port = await closedPort();
   const { fake, sender } = await setup(t, { maxConcurrency: 1 });
