@@ -5,11 +5,13 @@
  * store claim, VAPID header, RFC 8291 encryption with a fresh ephemeral key, pooled HTTP POST, result
  * recorded. Headline: sends/s and server CPU per send (issue 7 target ≥ 3,000 sends/s on one core).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { forEachBounded, sleep } from '../load-patterns';
+import { canPin } from '../pin-cpu';
+import type { PushFloor } from '../push-floor';
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
 import { CpuWindow, processAllowedCpus } from '../proc-stats';
 import { monotonicUs, type EndpointCommand, type EndpointMessage, type PrefixCount } from '../push-endpoint';
@@ -36,6 +38,8 @@ export const push: Scenario = {
   headline: [
     { key: 'sendsPerS', label: 'sends/s' },
     { key: 'cpuPerSendUs', label: 'CPU/send (µs)' },
+    { key: 'cryptoFloorSendsPerS', label: 'crypto floor, same core (sends/s)' },
+    { key: 'stockWebPushSendsPerS', label: 'stock web-push ceiling, same core (sends/s)' },
   ],
   skipTargets: {
     soketi: 'soketi has no Web Push',
@@ -88,6 +92,13 @@ async function runPush(ctx: ScenarioContext): Promise<ScenarioResult> {
   const warm = await publishAndWait(http, endpoint, server, WARM_INTEREST, 'warm', warmDevices, 30_000);
   await waitPublishDone(http, server, warm.publishId);
 
+  // The issue's yardsticks, on the server's core while Herald idles, just before and just after the window
+  // (never beside it): this VM's speed moves by tens of % within minutes, and the mean of the two is the
+  // fairest comparison for the window between them.
+  ctx.log('measuring the crypto floor and stock web-push on the server core');
+  const floorCount = ctx.count(1000, 50);
+  const floorBefore = server.pid === null ? null : await measureFloor(server.pid, floorCount);
+
   ctx.log(`publishing to ${devices} devices`);
   const timeoutMs = Math.max(20_000, devices * 5);
   const window = new MeasureWindow(server.pid, [endpoint.pid]);
@@ -98,6 +109,9 @@ async function runPush(ctx: ScenarioContext): Promise<ScenarioResult> {
   const status = await waitPublishDone(http, server, measured.publishId);
   const stats = await endpoint.stats();
   const { reached, postUs, acceptedUs } = measured;
+  ctx.log('measuring the crypto floor and stock web-push on the server core again');
+  const floorAfter = server.pid === null ? null : await measureFloor(server.pid, floorCount);
+  const floor = floorBefore === null || floorAfter === null ? null : meanFloor(floorBefore, floorAfter);
 
   const spanFrom202S = (reached.lastUs - acceptedUs) / 1e6;
   const spanFromPostS = (reached.lastUs - postUs) / 1e6;
@@ -114,6 +128,11 @@ async function runPush(ctx: ScenarioContext): Promise<ScenarioResult> {
     serverCpuPct: w.serverCpuS === null ? null : round((100 * w.serverCpuS) / spanFromPostS, 1),
     cpuPerSendUs: cpuPerUnitUs(w.serverCpuS, devices),
     targetSendsPerS: TARGET_SENDS_PER_S,
+    cryptoFloorSendsPerS: floor?.cryptoFloorPerS ?? null,
+    stockWebPushSendsPerS: floor?.stockWebPushPerS ?? null,
+    encryptUs: floor?.encryptUs ?? null,
+    stockRequestDetailsUs: floor?.requestDetailsUs ?? null,
+    ofCryptoFloorPct: floor === null ? null : round((100 * sendsPerS) / floor.cryptoFloorPerS, 1),
     meetsTarget: sendsPerS >= TARGET_SENDS_PER_S,
     endpointRequests: stats.byPrefix.push?.count ?? 0,
     endpointMalformed: stats.byPrefix.push?.malformed ?? 0,
@@ -134,8 +153,44 @@ async function runPush(ctx: ScenarioContext): Promise<ScenarioResult> {
   if (figures.publishSent !== devices || figures.publishFailed !== 0) {
     notes.push(`publish status: sent ${figures.publishSent}, failed ${figures.publishFailed} of ${devices}`);
   }
+  if (floorBefore !== null && floorAfter !== null) {
+    const drift = Math.abs(floorAfter.encryptUs - floorBefore.encryptUs) / Math.min(floorAfter.encryptUs, floorBefore.encryptUs);
+    if (drift > 0.15) notes.push(`crypto floor moved ${Math.round(drift * 100)}% across the window (${floorBefore.encryptUs} → ${floorAfter.encryptUs} µs): the machine's speed changed, repeat`);
+  }
   if (figures.endpointMalformed > 0) notes.push(`${figures.endpointMalformed} requests lacked Web Push headers`);
   return { figures, notes };
+}
+
+/**
+ * bench/push-floor.js on the CPUs the server may use (its affinity), so that Herald's sends/s and the two
+ * yardsticks of the issue's row come from the same core in the same run.
+ */
+function measureFloor(serverPid: number, count: number): Promise<PushFloor> {
+  const js = join(__dirname, '../push-floor.js');
+  const node = [process.execPath, js, String(count)];
+  const argv = canPin() ? ['taskset', '-c', processAllowedCpus(serverPid), ...node] : node;
+  return new Promise((resolve, reject) => {
+    execFile(argv[0], argv.slice(1), { timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`push floor: ${err.message}; ${stderr.slice(-500)}`));
+      try {
+        resolve(JSON.parse(stdout) as PushFloor);
+      } catch {
+        reject(new Error(`push floor: not JSON: ${stdout.slice(0, 300)}`));
+      }
+    });
+  });
+}
+
+function meanFloor(a: PushFloor, b: PushFloor): PushFloor {
+  const encryptUs = round((a.encryptUs + b.encryptUs) / 2, 1);
+  const requestDetailsUs = round((a.requestDetailsUs + b.requestDetailsUs) / 2, 1);
+  return {
+    count: a.count + b.count,
+    encryptUs,
+    requestDetailsUs,
+    cryptoFloorPerS: Math.round(1e6 / encryptUs),
+    stockWebPushPerS: Math.round(1e6 / requestDetailsUs),
+  };
 }
 
 interface Measured {
