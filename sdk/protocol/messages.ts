@@ -117,7 +117,16 @@ export function presenceMemberParts(id: string, info: string): PresenceMemberPar
  * `{presence: {ids, hash, count}}`; test/unit/protocol-messages.test.ts holds them equal.
  */
 export function presenceSubscribedFrame(channel: string, ids: string, entries: string, count: number): string {
-  return `{"event":"pusher_internal:subscription_succeeded","channel":${JSON.stringify(channel)},"data":"{\\"presence\\":{\\"ids\\":[${ids}],\\"hash\\":{${entries}},\\"count\\":${count}}}"}`;
+  return presenceFrameHead(channel) + ids + PRESENCE_FRAME_MIDDLE + entries + presenceFrameTail(count);
+}
+
+/** The three fixed pieces of {@link presenceSubscribedFrame}, around the joined ids and the joined entries. */
+export function presenceFrameHead(channel: string): string {
+  return `{"event":"pusher_internal:subscription_succeeded","channel":${JSON.stringify(channel)},"data":"{\\"presence\\":{\\"ids\\":[`;
+}
+export const PRESENCE_FRAME_MIDDLE = '],\\"hash\\":{';
+export function presenceFrameTail(count: number): string {
+  return `},\\"count\\":${count}}}"}`;
 }
 
 /** Members' parts joined for `presenceSubscribedFrame`, in the order given. */

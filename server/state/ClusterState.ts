@@ -65,7 +65,7 @@ export interface ClusterState {
    * come and go, so a join into a big channel does not re-encode every member; RedisState builds it from
    * the member hash it has to read anyway.
    */
-  presenceSubscribedFrame(appId: string, channel: string): Promise<string>;
+  presenceSubscribedFrame(appId: string, channel: string): Promise<string | Buffer>;
 
   /** Counts a signed-in socket; true when it is the user's first anywhere. */
   addUser(appId: string, userId: string): Promise<boolean>;

@@ -1,5 +1,6 @@
-import { type PresenceMemberParts, joinPresenceParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
+import { type PresenceMemberParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
 import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
+import { JoinedBytes, presenceFrameBytes } from './presence-bytes';
 
 interface Member {
   sockets: number;
@@ -12,11 +13,13 @@ interface Member {
 interface Presence {
   users: Map<string, Member>;
   /**
-   * The members' frame parts joined with commas, in join order; appended to as members join (V8 appends
-   * to strings in O(1)), rebuilt from `users` after a leave. null: rebuild before use.
+   * The members' frame parts joined with commas, in join order, as bytes; appended to as members join,
+   * rebuilt from `users` after a leave. null: rebuild before use.
    */
-  ids: string | null;
-  entries: string | null;
+  ids: JoinedBytes | null;
+  entries: JoinedBytes | null;
+  /** The last reply built, until the members change: joins of a user already present reuse it. */
+  frame: Buffer | null;
 }
 
 /** Cluster state for a single node, in memory. Every call is O(1) and answers in the same tick. */
@@ -89,7 +92,7 @@ export class LocalState implements ClusterState {
     const k = `${appId}\n${channel}`;
     let p = this.presence.get(k);
     if (!p) {
-      p = { users: new Map(), ids: '', entries: '' };
+      p = { users: new Map(), ids: new JoinedBytes(), entries: new JoinedBytes(), frame: null };
       this.presence.set(k, p);
     }
     const u = p.users.get(userId);
@@ -103,10 +106,10 @@ export class LocalState implements ClusterState {
     }
     const parts = presenceMemberParts(userId, info);
     p.users.set(userId, { sockets: 1, info, parts });
+    p.frame = null;
     if (p.ids !== null && p.entries !== null) {
-      const comma = p.users.size > 1 ? ',' : '';
-      p.ids += comma + parts.id;
-      p.entries += comma + parts.entry;
+      p.ids.append(parts.id);
+      p.entries.append(parts.entry);
     }
     return { added: true, full: false };
   }
@@ -119,7 +122,7 @@ export class LocalState implements ClusterState {
     if (--u.sockets > 0) return false;
     p.users.delete(userId);
     if (p.users.size === 0) this.presence.delete(k);
-    p.ids = p.entries = null;
+    p.ids = p.entries = p.frame = null;
     return true;
   }
 
@@ -130,13 +133,20 @@ export class LocalState implements ClusterState {
     return out;
   }
 
-  async presenceSubscribedFrame(appId: string, channel: string): Promise<string> {
+  async presenceSubscribedFrame(appId: string, channel: string): Promise<string | Buffer> {
     const p = this.presence.get(`${appId}\n${channel}`);
     if (!p) return presenceSubscribedFrame(channel, '', '', 0);
+    if (p.frame !== null) return p.frame;
     if (p.ids === null || p.entries === null) {
-      ({ ids: p.ids, entries: p.entries } = joinPresenceParts(Array.from(p.users.values(), (u) => u.parts)));
+      p.ids = new JoinedBytes();
+      p.entries = new JoinedBytes();
+      for (const u of p.users.values()) {
+        p.ids.append(u.parts.id);
+        p.entries.append(u.parts.entry);
+      }
     }
-    return presenceSubscribedFrame(channel, p.ids, p.entries, p.users.size);
+    p.frame = presenceFrameBytes(channel, p.ids, p.entries, p.users.size);
+    return p.frame;
   }
 
   async memberCount(appId: string, channel: string): Promise<number> {

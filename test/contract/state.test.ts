@@ -143,7 +143,7 @@ function contract(name: string, h: Harness): void {
       // Each node removes only the sockets it added, as the gateway does.
       const expect = async (members: Record<string, unknown>) => {
         for (const st of s) {
-          const frame = JSON.parse(await st.presenceSubscribedFrame(app, ch)) as { event: string; channel: string; data: string };
+          const frame = JSON.parse(String(await st.presenceSubscribedFrame(app, ch))) as { event: string; channel: string; data: string };
           assert.equal(frame.event, 'pusher_internal:subscription_succeeded');
           assert.equal(frame.channel, ch);
           const { presence } = JSON.parse(frame.data) as { presence: { ids: string[]; hash: Record<string, unknown>; count: number } };
