@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type net from 'node:net';
 import { startHerald } from '../helpers/herald';
 import { RawClient, connected, pusherJs, roundTrip } from '../helpers/clients';
 
@@ -30,6 +31,29 @@ test('connection_established carries activity_timeout; pusher:ping is answered w
   c.send({ event: 'pusher:ping', data: {} });
   const pong = await c.next('pusher:pong');
   assert.deepEqual(pong.data, {});
+});
+
+test('the 101 answer and connection_established leave in one write, and the socket is not left corked', async (t) => {
+  const h = await startHerald();
+  t.after(() => h.stop());
+  // The server side of the next upgrade: its stream-level writes are counted, which is what reaches the
+  // kernel as syscalls. Corked: one _writev (101 answer, frame header, payload); not: a _write, then more.
+  const writes: string[] = [];
+  // First in line, before @fastify/websocket's listener answers the handshake.
+  h.server.http.server.prependOnceListener('upgrade', (_req, socket: net.Socket & { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void }) => {
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (...a: unknown[]) => (writes.push('write'), write(...a));
+    socket._writev = (...a: unknown[]) => (writes.push(`writev(${(a[0] as unknown[]).length})`), writev(...a));
+  });
+  const c = await RawClient.connect(h);
+  t.after(() => c.close());
+  assert.deepEqual(writes, ['writev(3)'], 'the 101 and connection_established in one writev');
+
+  // Later writes still go out at once: a subscribe is answered.
+  c.send({ event: 'pusher:subscribe', data: { channel: 'after-cork' } });
+  await c.next('pusher_internal:subscription_succeeded');
+  assert.equal(writes.length, 2);
 });
 
 test('WebSocket ping frames are answered with pong frames', async (t) => {
