@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Adapter } from './adapter/Adapter';
 import { LocalAdapter } from './adapter/LocalAdapter';
@@ -11,6 +11,7 @@ import type { HeraldOptions } from './options/Options';
 import type { ClusterState } from './state/ClusterState';
 import { LocalState } from './state/LocalState';
 import { websocketPlugin } from './ws/websocket-plugin';
+import { lazyRequestLogger } from './logger';
 import { createBackends } from './cluster/create-backends';
 import { readFileSync } from 'node:fs';
 import { DebugConsole } from './console/DebugConsole';
@@ -78,6 +79,7 @@ export class HeraldServer {
       loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
       // Per-request logs would double the cost of a REST trigger; errors are still logged once.
       logController: new LogController({ disableRequestLogging: true }),
+      childLoggerFactory: lazyRequestLogger as unknown as NonNullable<FastifyServerOptions['childLoggerFactory']>,
       bodyLimit: options.maxRequestBytes,
       trustProxy: options.trustProxy ?? configDefault('trustProxy'),
       return503OnClosing: true,
