@@ -1,11 +1,11 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { channelType } from '../../sdk/protocol';
 import type { Gateway } from '../Gateway';
 import type { GatewayObserver } from '../GatewayObserver';
 import type { AppOptions } from '../options/Options';
 import { emptyWebhookCounters, type WebhookCounters, type WebhookStatsSource } from '../webhooks/WebhookSender';
 import type { Connection } from '../ws/Connection';
-import { Tally } from './Tally';
+import { PendingHistogram, Tally } from './Tally';
 
 /** How one Web Push send ended (the push sender's outcome kinds, plus `expired` for TTL run out). */
 export type PushSendOutcome = 'sent' | 'gone' | 'rejected' | 'retry' | 'expired' | 'error';
@@ -52,7 +52,7 @@ export class Metrics implements GatewayObserver {
   private readonly httpRequests: Tally<'method' | 'route' | 'status'>;
   /** route pattern → method → status → its series in `httpRequests`. */
   private readonly httpSeries = new Map<string, Map<string, Map<number, { n: number }>>>();
-  private readonly triggerLatency: Histogram;
+  private readonly triggerLatency: PendingHistogram;
   private readonly pushSends: Tally<'app_id' | 'outcome'>;
 
   constructor(gateway: Gateway, webhooks: WebhookStatsSource) {
@@ -120,12 +120,12 @@ export class Metrics implements GatewayObserver {
     this.publishedEvents = counter('herald_published_events_total', 'Server events published through the REST API or the console, one per channel', ['app_id']);
     this.clientErrors = counter('herald_client_errors_total', 'pusher:error and subscription errors sent to clients, by code (4301: client event rate limit)', ['app_id', 'code']);
     this.httpRequests = counter('herald_http_requests_total', 'HTTP requests answered, by route pattern and status', ['method', 'route', 'status']);
-    this.triggerLatency = new Histogram({
-      name: 'herald_trigger_to_send_seconds',
-      help: 'From a REST trigger arriving to its answer being written: its frames are written to local sockets by then when the node is idle, queued for the end of the poll phase when busy (in cluster mode: handed to the broker)',
-      buckets: TRIGGER_BUCKETS,
+    this.triggerLatency = new PendingHistogram(
+      'herald_trigger_to_send_seconds',
+      'From a REST trigger arriving to its answer being written: its frames are written to local sockets by then when the node is idle, queued for the end of the poll phase when busy (in cluster mode: handed to the broker)',
+      TRIGGER_BUCKETS,
       registers,
-    });
+    );
     this.defineWebhookMetrics(gateway, webhooks);
     this.pushSends = counter('herald_push_sends_total', 'Web Push sends, by outcome', ['app_id', 'outcome']);
   }

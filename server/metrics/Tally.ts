@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 
 type Labels<L extends string> = Partial<Record<L, string | number>>;
 
@@ -44,5 +44,37 @@ export class Tally<L extends string> {
     let p = this.pending.get(key);
     if (p === undefined) this.pending.set(key, (p = { labels, n: 0 }));
     return p;
+  }
+}
+
+/** Observations a {@link PendingHistogram} keeps before it hands them over without waiting for a scrape. */
+const MAX_PENDING_OBSERVATIONS = 4096;
+
+/**
+ * A Prometheus histogram (no labels) whose observations wait in a typed array until it is scraped, for the
+ * same reason as `Tally`: prom-client's `observe` checks and hashes an empty label object and looks its
+ * bucket up by a float-to-string key, ~2 µs of every REST trigger when it runs cold between requests. Drained
+ * in one tight loop, the same calls cost a fraction of that. A node that is never scraped drains every
+ * `MAX_PENDING_OBSERVATIONS` so nothing grows. The exposition is the same histogram as before.
+ */
+export class PendingHistogram {
+  private readonly pending = new Float64Array(MAX_PENDING_OBSERVATIONS);
+  private used = 0;
+  private readonly histogram: Histogram;
+
+  constructor(name: string, help: string, buckets: number[], registers: Registry[]) {
+    const drain = (): void => this.drain();
+    this.histogram = new Histogram({ name, help, buckets, registers, collect: drain });
+  }
+
+  observe(value: number): void {
+    if (!Number.isFinite(value)) return;
+    this.pending[this.used++] = value;
+    if (this.used === MAX_PENDING_OBSERVATIONS) this.drain();
+  }
+
+  private drain(): void {
+    for (let i = 0; i < this.used; i++) this.histogram.observe(this.pending[i]);
+    this.used = 0;
   }
 }
