@@ -674,8 +674,11 @@ export class Gateway {
     info: string[] = [],
   ): Promise<Record<string, { user_count?: number; subscription_count?: number }> | undefined> {
     for (const channel of channels) {
+      const cache = channelType(channel).cache;
+      // On a single node, a channel nobody is on needs no frame (a cache channel keeps its last event).
+      if (!cache && !this.adapter.reachesOtherNodes && this.registry.subscribers(app.id, channel) === undefined) continue;
       const frame = encodeFrame(event, data, channel);
-      if (channelType(channel).cache) await this.state.setCache(app.id, channel, frame, app.cacheTtlSeconds);
+      if (cache) await this.state.setCache(app.id, channel, frame, app.cacheTtlSeconds);
       await this.adapter.publish({ appId: app.id, channel, frame, except: socketId });
     }
     this.emit('published', app, channels, event, data, socketId);

@@ -26,6 +26,11 @@ export type MessageHandler = (msg: AdapterMessage) => void;
 
 export interface Adapter {
   readonly name: string;
+  /**
+   * False when a publish reaches this node's handler and nothing else (the local adapter): a channel with no
+   * subscriber here then has no one to encode a frame for.
+   */
+  readonly reachesOtherNodes: boolean;
   /** Starts receiving; every message for a subscribed channel is passed to `handler`. */
   start(handler: MessageHandler): Promise<void>;
   stop(): Promise<void>;

@@ -6,6 +6,7 @@ import type { Adapter, AdapterMessage, MessageHandler } from './Adapter';
  */
 export class LocalAdapter implements Adapter {
   readonly name = 'local';
+  readonly reachesOtherNodes = false;
   private handler: MessageHandler | null = null;
 
   async start(handler: MessageHandler): Promise<void> {

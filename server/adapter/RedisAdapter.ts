@@ -65,6 +65,7 @@ export function decodeMessage(appId: string, channel: string, text: string): { o
  */
 export class RedisAdapter implements Adapter {
   readonly name = 'redis';
+  readonly reachesOtherNodes = true;
   private readonly pub: RedisClient;
   private readonly sub: RedisClient;
   private readonly sharded: boolean;
