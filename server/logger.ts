@@ -59,16 +59,21 @@ class LazyRequestLogger {
   silent(): void {}
 
   isLevelEnabled(level: string): boolean {
-    return this.made?.isLevelEnabled(level) ?? (this.options.level === undefined ? this.parent.isLevelEnabled(level) : this.real.isLevelEnabled(level));
+    return this.parentDecides ? this.parent.isLevelEnabled(level) : this.real.isLevelEnabled(level);
   }
 
   child(bindings: Bindings, options?: pino.ChildLoggerOptions): Logger {
     return this.real.child(bindings, options);
   }
 
+  /** No child yet and no level of this request's own: the parent's level is the answer. */
+  private get parentDecides(): boolean {
+    return this.made === null && this.options.level === undefined;
+  }
+
   private log(method: LogMethod, args: unknown[]): void {
-    // A level the parent drops needs no child at all (unless this request has a level of its own).
-    if (this.made === null && this.options.level === undefined && !this.parent.isLevelEnabled(method)) return;
+    // A level the parent drops needs no child at all.
+    if (this.parentDecides && !this.parent.isLevelEnabled(method)) return;
     (this.real[method] as (...a: unknown[]) => void)(...args);
   }
 }

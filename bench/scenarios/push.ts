@@ -11,7 +11,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { forEachBounded, sleep } from '../load-patterns';
 import { canPin } from '../pin-cpu';
-import type { PushFloor } from '../push-floor';
+import { pushFloor, type PushFloor } from '../push-floor';
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
 import { CpuWindow, processAllowedCpus } from '../proc-stats';
 import { monotonicUs, type EndpointCommand, type EndpointMessage, type PrefixCount } from '../push-endpoint';
@@ -182,15 +182,7 @@ function measureFloor(serverPid: number, count: number): Promise<PushFloor> {
 }
 
 function meanFloor(a: PushFloor, b: PushFloor): PushFloor {
-  const encryptUs = round((a.encryptUs + b.encryptUs) / 2, 1);
-  const requestDetailsUs = round((a.requestDetailsUs + b.requestDetailsUs) / 2, 1);
-  return {
-    count: a.count + b.count,
-    encryptUs,
-    requestDetailsUs,
-    cryptoFloorPerS: Math.round(1e6 / encryptUs),
-    stockWebPushPerS: Math.round(1e6 / requestDetailsUs),
-  };
+  return pushFloor(a.count + b.count, (a.encryptUs + b.encryptUs) / 2, (a.requestDetailsUs + b.requestDetailsUs) / 2);
 }
 
 interface Measured {

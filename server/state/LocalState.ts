@@ -22,6 +22,11 @@ interface Presence {
   frame: Buffer | null;
 }
 
+function appendParts(ids: JoinedBytes, entries: JoinedBytes, parts: PresenceMemberParts): void {
+  ids.append(parts.id);
+  entries.append(parts.entry);
+}
+
 /** Cluster state for a single node, in memory. Every call is O(1) and answers in the same tick. */
 export class LocalState implements ClusterState {
   readonly name = 'local';
@@ -107,10 +112,7 @@ export class LocalState implements ClusterState {
     const parts = presenceMemberParts(userId, info);
     p.users.set(userId, { sockets: 1, info, parts });
     p.frame = null;
-    if (p.ids !== null && p.entries !== null) {
-      p.ids.append(parts.id);
-      p.entries.append(parts.entry);
-    }
+    if (p.ids !== null && p.entries !== null) appendParts(p.ids, p.entries, parts);
     return { added: true, full: false };
   }
 
@@ -140,10 +142,7 @@ export class LocalState implements ClusterState {
     if (p.ids === null || p.entries === null) {
       p.ids = new JoinedBytes();
       p.entries = new JoinedBytes();
-      for (const u of p.users.values()) {
-        p.ids.append(u.parts.id);
-        p.entries.append(u.parts.entry);
-      }
+      for (const u of p.users.values()) appendParts(p.ids, p.entries, u.parts);
     }
     p.frame = presenceFrameBytes(channel, p.ids, p.entries, p.users.size);
     return p.frame;

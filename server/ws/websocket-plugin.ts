@@ -6,14 +6,15 @@ import type { WebSocket } from 'ws';
 import type { Gateway } from '../Gateway';
 import { isDeviceId } from '../../sdk/protocol';
 
-/**
- * The WebSocket transport: upgrades `/app/:key` and hands the socket to the gateway. It knows nothing of
- * the protocol beyond reading the handshake's query.
- */
+/** Ends the cork the upgrade's onRequest hook put on the socket (a no-op if something else ended it). */
 function uncork(socket: Socket): void {
   if (socket.writableCorked > 0) socket.uncork();
 }
 
+/**
+ * The WebSocket transport: upgrades `/app/:key` and hands the socket to the gateway. It knows nothing of
+ * the protocol beyond reading the handshake's query.
+ */
 export async function websocketPlugin(fastify: FastifyInstance, opts: { gateway: Gateway; maxMessageBytes: number }): Promise<void> {
   const { gateway } = opts;
   const log = fastify.log;
