@@ -474,7 +474,7 @@ export class Gateway {
       return;
     }
     // Built by the state from parts escaped once per member (user_info stays JSON text, never parsed again).
-    conn.send(await this.state.presenceSubscribedFrame(conn.app.id, channel));
+    conn.sendFrame(await this.state.presenceSubscribedFrame(conn.app.id, channel));
   }
 
   /**
@@ -808,7 +808,7 @@ export class Gateway {
       if (!subs || subs.size === 0) continue;
       // One frame for the channel's every socket.
       const frame = await this.state.presenceSubscribedFrame(appId, channel);
-      for (const conn of subs) conn.send(frame);
+      for (const conn of subs) conn.sendFrame(frame);
     }
     for (const conn of this.registry.all()) {
       const head = watchRoute('');

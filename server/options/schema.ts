@@ -86,7 +86,7 @@ export const configSchema = {
     maxMessageBytes: { type: 'integer', minimum: 1024, default: 65536, description: 'Largest WebSocket frame accepted; larger frames are closed with 1009.' },
     maxSendBufferBytes: {
       type: 'integer', minimum: 65536, default: 4194304,
-      description: 'Bytes that may wait to be sent to one WebSocket client (beyond what the kernel holds); a client further behind is not reading and is dropped (recorded as 4100; it reconnects and resubscribes).',
+      description: 'Bytes that may wait to be sent to one WebSocket client (beyond what the kernel holds); a client further behind is not reading and is dropped (recorded as 4100; it reconnects and resubscribes). A single reply larger than this (a big presence member list) is not counted against it.',
     },
     maxRequestBytes: { type: 'integer', minimum: 1024, default: 1048576, description: 'Largest REST request body; larger bodies get 413 before parsing.' },
     shutdownGraceMs: { type: 'integer', minimum: 0, default: 10000, description: 'How long graceful shutdown waits for in-flight work.' },

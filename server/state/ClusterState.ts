@@ -12,6 +12,8 @@
  * - Work per call is O(1) in the size of the channel, except `members`, `channels` and `onlineUsers`,
  *   which return what they are asked for.
  */
+import type { FramePieces } from '../ws/frame';
+
 export interface SubscriberChange {
   /** Subscriptions to the channel across the cluster after this change. */
   count: number;
@@ -62,10 +64,10 @@ export interface ClusterState {
   /**
    * The presence channel's `pusher_internal:subscription_succeeded` frame, every member included. It lives
    * here because only the state knows when membership changed: LocalState keeps it up to date as members
-   * come and go, so a join into a big channel does not re-encode every member; RedisState builds it from
-   * the member hash it has to read anyway.
+   * come and go, so a join into a big channel does not re-encode every member, and hands it out as frame
+   * pieces over the bytes it keeps; RedisState builds it as text from the member hash it has to read anyway.
    */
-  presenceSubscribedFrame(appId: string, channel: string): Promise<string | Buffer>;
+  presenceSubscribedFrame(appId: string, channel: string): Promise<string | FramePieces>;
 
   /** Counts a signed-in socket; true when it is the user's first anywhere. */
   addUser(appId: string, userId: string): Promise<boolean>;

@@ -1,6 +1,7 @@
 import { type PresenceMemberParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
 import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
-import { JoinedBytes, presenceFrameBytes } from './presence-bytes';
+import type { FramePieces } from '../ws/frame';
+import { MemberBytes } from './presence-bytes';
 
 interface Member {
   sockets: number;
@@ -13,18 +14,12 @@ interface Member {
 interface Presence {
   users: Map<string, Member>;
   /**
-   * The members' frame parts joined with commas, in join order, as bytes; appended to as members join,
-   * rebuilt from `users` after a leave. null: rebuild before use.
+   * The members' frame parts as bytes, in join order; appended to as members join, rebuilt from `users`
+   * after a leave. null: rebuild before use.
    */
-  ids: JoinedBytes | null;
-  entries: JoinedBytes | null;
+  bytes: MemberBytes | null;
   /** The last reply built, until the members change: joins of a user already present reuse it. */
-  frame: Buffer | null;
-}
-
-function appendParts(ids: JoinedBytes, entries: JoinedBytes, parts: PresenceMemberParts): void {
-  ids.append(parts.id);
-  entries.append(parts.entry);
+  frame: FramePieces | null;
 }
 
 /** Cluster state for a single node, in memory. Every call is O(1) and answers in the same tick. */
@@ -97,7 +92,7 @@ export class LocalState implements ClusterState {
     const k = `${appId}\n${channel}`;
     let p = this.presence.get(k);
     if (!p) {
-      p = { users: new Map(), ids: new JoinedBytes(), entries: new JoinedBytes(), frame: null };
+      p = { users: new Map(), bytes: new MemberBytes(), frame: null };
       this.presence.set(k, p);
     }
     const u = p.users.get(userId);
@@ -112,7 +107,7 @@ export class LocalState implements ClusterState {
     const parts = presenceMemberParts(userId, info);
     p.users.set(userId, { sockets: 1, info, parts });
     p.frame = null;
-    if (p.ids !== null && p.entries !== null) appendParts(p.ids, p.entries, parts);
+    p.bytes?.append(parts);
     return { added: true, full: false };
   }
 
@@ -124,7 +119,7 @@ export class LocalState implements ClusterState {
     if (--u.sockets > 0) return false;
     p.users.delete(userId);
     if (p.users.size === 0) this.presence.delete(k);
-    p.ids = p.entries = p.frame = null;
+    p.bytes = p.frame = null;
     return true;
   }
 
@@ -135,16 +130,15 @@ export class LocalState implements ClusterState {
     return out;
   }
 
-  async presenceSubscribedFrame(appId: string, channel: string): Promise<string | Buffer> {
+  async presenceSubscribedFrame(appId: string, channel: string): Promise<string | FramePieces> {
     const p = this.presence.get(`${appId}\n${channel}`);
     if (!p) return presenceSubscribedFrame(channel, '', '', 0);
     if (p.frame !== null) return p.frame;
-    if (p.ids === null || p.entries === null) {
-      p.ids = new JoinedBytes();
-      p.entries = new JoinedBytes();
-      for (const u of p.users.values()) appendParts(p.ids, p.entries, u.parts);
+    if (p.bytes === null) {
+      p.bytes = new MemberBytes();
+      for (const u of p.users.values()) p.bytes.append(u.parts);
     }
-    p.frame = presenceFrameBytes(channel, p.ids, p.entries, p.users.size);
+    p.frame = p.bytes.framePieces(channel, p.users.size);
     return p.frame;
   }
 

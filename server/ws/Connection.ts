@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { AppOptions } from '../options/Options';
-import { payloadBytes } from './frame';
+import { payloadBytes, type FramePieces } from './frame';
 import { joinedFrames, scheduleFlush, type Flushable } from './outbox';
 
 /** The parts of ws 8's WebSocket that `sendFramed` relies on; test/unit/ws-frame.test.ts pins them. */
@@ -73,6 +73,28 @@ export class Connection implements Flushable {
   }
 
   /**
+   * Writes a frame the state keeps as text, or as pieces of a built frame (a presence reply, see
+   * presence-bytes.ts), to this socket alone. The pieces leave in one writev, without being joined. Such a
+   * reply can on its own be larger than maxSendBufferBytes, so only what waits behind it counts there.
+   */
+  sendFrame(frame: string | FramePieces): void {
+    if (this.closing || this.ws.readyState !== 1) return;
+    this.flush();
+    const socket = this.internals._socket;
+    const before = socket.writableLength;
+    if (typeof frame === 'string') {
+      this.ws.send(frame, { binary: false });
+    } else if (this.senderIdle()) {
+      socket.cork();
+      for (const piece of frame) socket.write(piece);
+      socket.uncork();
+    } else {
+      this.sendThroughWs(Buffer.concat(frame));
+    }
+    this.checkBuffer(socket.writableLength - before);
+  }
+
+  /**
    * Queues a frame built once for many recipients (`textFrame`); every frame queued in this turn of the event
    * loop goes to the socket in one write (see outbox.ts).
    */
@@ -99,26 +121,43 @@ export class Connection implements Flushable {
     if (queued === null) return;
     this.queued = null;
     if (this.ws.readyState !== 1) return;
-    const ws = this.ws as unknown as WsInternals;
-    if (ws._sender._state === 0 && ws._sender._queue.length === 0) {
+    if (this.senderIdle()) {
       // write() answers false once the socket's buffer reaches its high-water mark (16-64 KiB), below the
       // smallest maxSendBufferBytes the options accept (64 KiB); only then can the client be too slow, so
       // the common case skips the check.
-      if (!ws._socket.write(Array.isArray(queued) ? joinedFrames(queued) : queued)) this.checkBuffer();
+      if (!this.internals._socket.write(Array.isArray(queued) ? joinedFrames(queued) : queued)) this.checkBuffer();
     } else {
-      for (const framed of Array.isArray(queued) ? queued : [queued]) {
-        this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });
-      }
+      for (const framed of Array.isArray(queued) ? queued : [queued]) this.sendThroughWs(framed);
       this.checkBuffer();
     }
+  }
+
+  private get internals(): WsInternals {
+    return this.ws as unknown as WsInternals;
+  }
+
+  /** A built frame through ws's own sender, which frames the payload again and queues it in order. */
+  private sendThroughWs(framed: Buffer): void {
+    this.ws.send(framed.subarray(framed.length - payloadBytes(framed)), { binary: false });
+  }
+
+  /**
+   * Whether ws's sender has nothing of its own pending: it would then write exactly our frame bytes to the
+   * socket itself, so we may write them there directly without interleaving with one of its frames.
+   */
+  private senderIdle(): boolean {
+    const sender = this.internals._sender;
+    return sender._state === 0 && sender._queue.length === 0;
   }
 
   /**
    * A client that does not read makes every write pile up in this process (the kernel's buffers fill
    * first); past the limit it is dropped rather than let one stuck tab grow the heap without bound.
    */
-  private checkBuffer(): void {
-    const buffered = (this.ws as unknown as WsInternals)._socket.writableLength;
-    if (buffered > this.host.maxSendBufferBytes) this.host.tooSlow(this, buffered);
+  private checkBuffer(justBuffered = 0): void {
+    const buffered = this.internals._socket.writableLength;
+    // The frame just buffered does not count against the client (see sendFrame): dropping a joiner for a
+    // reply larger than the limit would only make it rejoin and be dropped again.
+    if (buffered - justBuffered > this.host.maxSendBufferBytes) this.host.tooSlow(this, buffered);
   }
 }

@@ -11,7 +11,15 @@ import { redisSpec } from '../../server/cluster/redis-connection';
 import type { ClusterState } from '../../server/state/ClusterState';
 import { LocalState } from '../../server/state/LocalState';
 import { RedisState } from '../../server/state/RedisState';
+import { payloadBytes, type FramePieces } from '../../server/ws/frame';
 import { EXTRA_REDIS_URLS, REDIS_URL, deleteKeys, needRedis, uniquePrefix } from '../helpers/redis';
+
+/** The text of a presence reply, given as text (RedisState) or as the pieces of a built frame (LocalState). */
+function frameText(frame: string | FramePieces): string {
+  if (typeof frame === 'string') return frame;
+  const whole = Buffer.concat(frame);
+  return whole.subarray(whole.length - payloadBytes(whole)).toString('utf8');
+}
 
 interface Harness {
   /** `n` handles on one shared state (the same instance n times when it cannot be shared). */
@@ -143,7 +151,7 @@ function contract(name: string, h: Harness): void {
       // Each node removes only the sockets it added, as the gateway does.
       const expect = async (members: Record<string, unknown>) => {
         for (const st of s) {
-          const frame = JSON.parse(String(await st.presenceSubscribedFrame(app, ch))) as { event: string; channel: string; data: string };
+          const frame = JSON.parse(frameText(await st.presenceSubscribedFrame(app, ch))) as { event: string; channel: string; data: string };
           assert.equal(frame.event, 'pusher_internal:subscription_succeeded');
           assert.equal(frame.channel, ch);
           const { presence } = JSON.parse(frame.data) as { presence: { ids: string[]; hash: Record<string, unknown>; count: number } };

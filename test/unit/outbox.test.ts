@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket, { WebSocketServer, type ServerOptions } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { Connection, type WsInternals } from '../../server/ws/Connection';
+import { Connection, type ConnectionHost, type WsInternals } from '../../server/ws/Connection';
 import { textFrame } from '../../server/ws/frame';
 import { joinedFrames, scheduleFlush } from '../../server/ws/outbox';
 import type { AppOptions } from '../../server/options/Options';
 
 /** A real server-side socket wrapped in a Connection, and the client that reads what it writes. */
-async function pair(t: { after(fn: () => void): void }, options: ServerOptions = {}) {
+async function pair(t: { after(fn: () => void): void }, options: ServerOptions = {}, host?: ConnectionHost) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false, ...options });
   t.after(() => wss.close());
   const serverSide = new Promise<WebSocket>((resolve) => wss.on('connection', resolve));
@@ -17,7 +17,7 @@ async function pair(t: { after(fn: () => void): void }, options: ServerOptions =
   t.after(() => client.close());
   const [ws] = await Promise.all([serverSide, new Promise((resolve) => client.once('open', resolve))]);
   client.on('error', () => {}); // the last test cuts the connection from the server side
-  const conn = new Connection(ws, '1.1', {} as AppOptions, '127.0.0.1', null, { maxSendBufferBytes: 1 << 30, tooSlow: () => assert.fail('not too slow') });
+  const conn = new Connection(ws, '1.1', {} as AppOptions, '127.0.0.1', null, host ?? { maxSendBufferBytes: 1 << 30, tooSlow: () => assert.fail('not too slow') });
   const received: string[] = [];
   client.on('message', (d: Buffer) => received.push(d.toString()));
   const receive = async (n: number) => {
@@ -92,6 +92,60 @@ test('while ws is still compressing a frame of its own, queued frames wait behin
   assert.deepEqual(got.slice(1), ['after 1', 'after 2']);
 });
 
+test('a frame in pieces (a presence reply) leaves in one writev, after the fan-out frames queued before it', async (t) => {
+  const { conn, ws, receive } = await pair(t);
+  const socket = (ws as unknown as WsInternals)._socket as unknown as Record<'_write' | '_writev', (...a: unknown[]) => unknown>;
+  const calls: string[] = [];
+  for (const name of ['_write', '_writev'] as const) {
+    const original = socket[name].bind(socket);
+    socket[name] = (...args: unknown[]) => {
+      calls.push(name === '_writev' ? `writev(${(args[0] as unknown[]).length})` : 'write');
+      return original(...args);
+    };
+  }
+  const reply = 'é'.repeat(40_000) + '{"members":[1,2,3]}';
+  const whole = textFrame(reply);
+  // Cut across the header, inside a two-byte character and at the end, as no caller would, to show the
+  // pieces are written as given and never re-framed.
+  const pieces = [whole.subarray(0, 3), whole.subarray(3, 1001), whole.subarray(1001, whole.length - 1), whole.subarray(whole.length - 1)];
+  conn.sendFramed(textFrame('queued first'));
+  conn.sendFrame(pieces);
+  conn.sendFrame('then text');
+  assert.deepEqual(await receive(3), ['queued first', reply, 'then text']);
+  assert.deepEqual(calls.slice(0, 2), ['write', 'writev(4)'], 'the queued frame, then the pieces in one writev');
+});
+
+test('a reply larger than maxSendBufferBytes on its own does not make the client too slow; waiting behind it does', async (t) => {
+  for (const reply of [
+    { how: 'in pieces (LocalState)', frame: ((f: Buffer) => [f.subarray(0, 10), f.subarray(10)])(textFrame('m'.repeat(200_000))) },
+    { how: 'as text (RedisState)', frame: 'm'.repeat(200_000) },
+  ]) {
+    const slow: number[] = [];
+    const { conn, ws, receive } = await pair(t, {}, { maxSendBufferBytes: 65_536, tooSlow: (_c, bytes) => slow.push(bytes) });
+    const socket = (ws as unknown as WsInternals)._socket;
+    // Hold the bytes in Node's buffer, as a client that has not read yet would.
+    socket.cork();
+    conn.sendFrame(reply.frame);
+    assert.deepEqual(slow, [], `a 200 KB presence reply ${reply.how} alone is not the client falling behind`);
+    conn.sendFrame('next');
+    assert.equal(slow.length, 1, `200 KB still waiting before the next frame is (${reply.how})`);
+    socket.uncork();
+    assert.deepEqual((await receive(2)).map((m) => m.length), [200_000, 4]);
+  }
+});
+
+test('while ws is busy with a frame of its own, a frame in pieces waits behind it, whole', async (t) => {
+  const { conn, ws, receive } = await pair(t, { perMessageDeflate: { threshold: 0 } });
+  const big = 'x'.repeat(200_000);
+  ws.send(big, { compress: true });
+  assert.notEqual((ws as unknown as WsInternals)._sender._state, 0, 'the sender is busy compressing');
+  const whole = textFrame('a presence reply');
+  conn.sendFrame([whole.subarray(0, 5), whole.subarray(5)]);
+  const got = await receive(2);
+  assert.equal(got[0].length, big.length);
+  assert.equal(got[1], 'a presence reply');
+});
+
 test('a closed socket drops its queue without writing', async (t) => {
   const { conn, ws } = await pair(t);
   conn.sendFramed(textFrame('late'));
@@ -119,7 +173,8 @@ test('under load (a long flush that just ended) the next flush waits about as lo
   assert.equal(flushedAt.length, 1, 'not flushed on the next turn');
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(flushedAt.length, 2);
-  assert.ok(flushedAt[1] - queuedAt >= 3, `waited ${(flushedAt[1] - queuedAt).toFixed(1)} ms`);
+  // Twice the 8 ms flush, capped at 10 ms (a timer never fires early; it may fire late).
+  assert.ok(flushedAt[1] - queuedAt >= 9, `waited ${(flushedAt[1] - queuedAt).toFixed(1)} ms`);
   // Idle again (the last flush was quick and a while ago): the next one goes right after the current job.
   await new Promise((r) => setTimeout(r, 20));
   scheduleFlush(quick);
