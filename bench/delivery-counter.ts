@@ -8,8 +8,11 @@ export class DeliveryCounter implements WsEvents {
   latency = new LatencyHistogram();
   /** Generator-clock time of the latest delivery (µs), to close the measured window on the last one. */
   lastRecvUs = 0;
-  /** Other events received (e.g. presence member_added) by name, over all connections. */
-  readonly otherEvents = new Map<string, number>();
+  /**
+   * Other events received (e.g. presence member_added) by name, over all connections. Boxed counts: one
+   * lookup per event instead of a get and a set, for the millions of member_added of a presence run.
+   */
+  readonly otherEvents = new Map<string, { n: number }>();
 
   onDelivery(sentUs: number, recvUs: number): void {
     this.count++;
@@ -18,11 +21,13 @@ export class DeliveryCounter implements WsEvents {
   }
 
   onOtherEvent(name: string): void {
-    this.otherEvents.set(name, (this.otherEvents.get(name) ?? 0) + 1);
+    const count = this.otherEvents.get(name);
+    if (count === undefined) this.otherEvents.set(name, { n: 1 });
+    else count.n++;
   }
 
   other(name: string): number {
-    return this.otherEvents.get(name) ?? 0;
+    return this.otherEvents.get(name)?.n ?? 0;
   }
 
   /** Forgets warm-up traffic so that figures cover the measured window only. */

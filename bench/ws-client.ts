@@ -67,7 +67,11 @@ export class WsClient {
   closeCode: number | null = null;
 
   private upgraded = false;
+  /** The start of a frame whose header was cut short by the end of a read, or the handshake so far. */
   private rest: Buffer | null = null;
+  /** A frame that spans reads, in a buffer of its full size, and how much of it has arrived. */
+  private big: Buffer | null = null;
+  private bigFilled = 0;
   private readonly markers = new MarkerCursor();
   private fragments: Buffer[] | null = null;
   private expectedClose = false;
@@ -152,13 +156,24 @@ export class WsClient {
     const recvUs = nowUs();
     let buf = chunk;
     let len = chunkLen;
-    if (this.rest !== null) {
+    let off = 0;
+    const big = this.big;
+    if (big !== null) {
+      // A frame that spans reads (a presence reply is ~100 KB) is copied once into a buffer of its size,
+      // not re-joined with each read that brings more of it.
+      const take = Math.min(big.length - this.bigFilled, chunkLen);
+      chunk.copy(big, this.bigFilled, 0, take);
+      this.bigFilled += take;
+      if (this.bigFilled < big.length) return;
+      this.big = null;
+      this.onFrames(big, big.length, 0, recvUs);
+      if (this.closed) return;
+      off = take;
+    } else if (this.rest !== null) {
       buf = Buffer.concat([this.rest, chunk.subarray(0, chunkLen)]);
       len = buf.length;
       this.rest = null;
     }
-    this.markers.startRead(buf);
-    let off = 0;
     if (!this.upgraded) {
       const end = buf.subarray(0, len).indexOf(HEADER_END);
       if (end < 0) {
@@ -178,32 +193,39 @@ export class WsClient {
       this.upgraded = true;
       off = end + HEADER_END.length;
     }
+    off = this.onFrames(buf, len, off, recvUs);
+    if (this.closed || off >= len) return;
+    // Keep the unfinished frame: in a buffer of its full size once its header is here, else (a header cut
+    // short, a few bytes) as a copy joined with the next read. Copied either way, so that it pins no read
+    // buffer.
+    const total = frameBytes(buf, off, len);
+    if (total > 0) {
+      this.big = Buffer.allocUnsafe(total);
+      this.bigFilled = buf.copy(this.big, 0, off, len);
+    } else {
+      this.rest = Buffer.from(buf.subarray(off, len));
+    }
+  }
+
+  /** Handles the whole frames in `buf[off, len)`; returns where the first unfinished one starts. */
+  private onFrames(buf: Buffer, len: number, off: number, recvUs: number): number {
+    this.markers.startRead(buf);
     while (len - off >= 2) {
       const b0 = buf[off];
       const b1 = buf[off + 1];
       if ((b1 & 0x80) !== 0) {
         this.fail(new Error('server sent a masked frame (RFC 6455 §5.1)'));
-        return;
+        return len;
       }
-      let payloadLen = b1 & 0x7f;
-      let header = 2;
-      if (payloadLen === 126) {
-        if (len - off < 4) break;
-        payloadLen = buf.readUInt16BE(off + 2);
-        header = 4;
-      } else if (payloadLen === 127) {
-        if (len - off < 10) break;
-        payloadLen = buf.readUInt32BE(off + 2) * 2 ** 32 + buf.readUInt32BE(off + 6);
-        header = 10;
-      }
-      if (len - off < header + payloadLen) break;
-      const start = off + header;
-      off = start + payloadLen;
+      const total = frameBytes(buf, off, len);
+      if (total === 0 || len - off < total) break;
+      const len7 = b1 & 0x7f;
+      const start = off + (len7 < 126 ? 2 : len7 === 126 ? 4 : 10);
+      off += total;
       this.onFrame(b0, buf, start, off, recvUs);
-      if (this.closed) return;
+      if (this.closed) return len;
     }
-    // Copy the tail so that a partial frame does not pin a whole 64 KB read buffer per idle socket.
-    if (off < len) this.rest = Buffer.from(buf.subarray(off, len));
+    return off;
   }
 
   private onFrame(b0: number, buf: Buffer, start: number, end: number, recvUs: number): void {
@@ -331,20 +353,41 @@ function maskedFrame(opcode: number, payload: Buffer): Buffer {
 /**
  * Value of a top-level `"field":"…"` string in a JSON frame, found by byte search. Valid for the fields
  * read here (event and channel names), which never contain quotes or escapes; null when absent.
+ *
+ * Plain loops over the bytes rather than Buffer's indexOf and compare: every member_added frame of a
+ * presence run comes through here, and each native call cost more than the whole short search.
  */
 let lastName = { bytes: Buffer.alloc(0), text: '' };
 
 function readStringField(buf: Buffer, start: number, end: number, field: Buffer): string | null {
-  // Every frame read here has the field near its start, so this search ends inside the frame; only a
-  // frame without it would search on through the rest of the read.
-  const at = buf.indexOf(field, start);
-  if (at < 0 || at >= end) return null;
+  // Servers put the event first (`{"event":"…`); anywhere else is found by a search within the frame.
+  const at = bytesAt(buf, start + 1, field) ? start + 1 : buf.subarray(start, end).indexOf(field) + start;
+  if (at < start) return null;
   const from = at + field.length;
-  const to = buf.indexOf(0x22, from);
-  if (to < 0 || to > end) return null;
-  // Most frames repeat the previous frame's name: compare bytes instead of decoding a new string.
-  if (to - from === lastName.bytes.length && buf.compare(lastName.bytes, 0, lastName.bytes.length, from, to) === 0) return lastName.text;
+  // Most frames repeat the previous frame's name: compare its bytes and the closing quote, and neither
+  // scan for the quote nor decode a new string.
+  const last = lastName.bytes;
+  if (from + last.length < end && buf[from + last.length] === 0x22 && bytesAt(buf, from, last)) return lastName.text;
+  let to = from;
+  while (to < end && buf[to] !== 0x22) to++;
+  if (to >= end) return null;
   const text = buf.toString('latin1', from, to);
   lastName = { bytes: Buffer.from(text, 'latin1'), text };
   return text;
+}
+
+/** Whether `buf` holds `bytes` at `at`. */
+function bytesAt(buf: Buffer, at: number, bytes: Buffer): boolean {
+  if (at + bytes.length > buf.length) return false;
+  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** Size of the frame starting at `buf[off]` (header included) once its header is within `len`, else 0. */
+function frameBytes(buf: Buffer, off: number, len: number): number {
+  if (len - off < 2) return 0;
+  const len7 = buf[off + 1] & 0x7f;
+  if (len7 < 126) return 2 + len7;
+  if (len7 === 126) return len - off < 4 ? 0 : 4 + buf.readUInt16BE(off + 2);
+  return len - off < 10 ? 0 : 10 + buf.readUInt32BE(off + 2) * 2 ** 32 + buf.readUInt32BE(off + 6);
 }
