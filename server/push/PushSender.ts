@@ -3,9 +3,9 @@
  * Retries, persistence and device deletion belong to the caller (the durable delivery queue): this
  * class only turns a request into an outcome, never into an exception, once the request is well-formed.
  */
-import http from 'node:http';
-import https from 'node:https';
+import type { Agent } from 'undici';
 import { HeraldError } from '../errors';
+import { outboundAgent, post } from '../outbound/post';
 import { checkPayloadSize, decodeSubscriptionKeys, encryptPayload, type SubscriptionKeys } from './encrypt-payload';
 import { VapidHeaderCache, type VapidKey } from './vapid';
 
@@ -77,8 +77,6 @@ const DEFAULT_MAX_CONCURRENCY = 100;
 const DEFAULT_MAX_SOCKETS = 50;
 const DEFAULT_TIMEOUT_MS = 15_000;
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
-// Agents are per origin and WNS has many hostnames, so idle agents are dropped past this count.
-const MAX_IDLE_AGENTS = 256;
 const MAX_REASON_CHARS = 512;
 const TOPIC_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const URGENCIES: ReadonlySet<string> = new Set<Urgency>(['very-low', 'low', 'normal', 'high']);
@@ -157,7 +155,10 @@ export function sendOptionsProblem(options: Pick<SendOptions, 'ttl' | 'urgency' 
   return null;
 }
 
-/** Sends Web Push messages through pooled keep-alive connections under a global concurrency cap. */
+/**
+ * Sends Web Push messages through pooled keep-alive connections (one pool per push service origin, see
+ * outbound/post.ts) under a global concurrency cap.
+ */
 export class PushSender {
   private readonly maxConcurrency: number;
   private readonly maxSockets: number;
@@ -167,7 +168,7 @@ export class PushSender {
   private readonly vapid: VapidHeaderCache;
   private readonly backoff: RetryDelayOptions;
   private readonly now: () => number;
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly dispatcher: Agent;
   // FIFO of sends waiting for a slot; a head index because Array#shift is O(n) on queues of 10^5 sends.
   private waiting: Array<() => void> = [];
   private waitingHead = 0;
@@ -186,6 +187,8 @@ export class PushSender {
     if (!(this.maxConcurrency >= 1) || !(this.maxSockets >= 1) || !(this.timeoutMs > 0)) {
       throw new RangeError('maxConcurrency, maxSocketsPerOrigin and timeoutMs must be positive');
     }
+    // Idle keep-alive sockets close after IDLE_SOCKET_TIMEOUT_MS; a request in flight is bounded by timeoutMs.
+    this.dispatcher = outboundAgent(this.maxSockets, IDLE_SOCKET_TIMEOUT_MS);
   }
 
   /** Requests currently in flight. */
@@ -219,11 +222,11 @@ export class PushSender {
       if (this.closed) return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: 'PushSender is closed' };
       // Encrypt inside the slot so a large fan-out spreads its CPU instead of encrypting everything up front.
       const body = encryptPayload(payload, keys);
-      const headers: http.OutgoingHttpHeaders = {
+      const headers: Record<string, string> = {
         TTL: String(options.ttl),
         'Content-Encoding': 'aes128gcm',
         'Content-Type': 'application/octet-stream',
-        'Content-Length': body.length,
+        'Content-Length': String(body.length),
         Authorization: this.vapid.authorization(options.vapidKey, url.origin),
       };
       if (options.urgency) headers['Urgency'] = options.urgency;
@@ -231,7 +234,19 @@ export class PushSender {
 
       let response: RawResponse;
       try {
-        response = await this.post(url, headers, body);
+        // A total deadline, unlike web-push's socket idle timeout, also bounds a slow trickle (push.md §3.2).
+        // Only the start of an error body is useful (Apple `{reason}`, Autopush JSON).
+        const answer = await post(this.dispatcher, url, headers, body, {
+          timeoutMs: this.timeoutMs,
+          timeoutError: () => new PushTimeoutError(this.timeoutMs),
+          keepBodyBytes: MAX_REASON_CHARS,
+        });
+        response = {
+          status: answer.status,
+          retryAfter: headerValue(answer.headers['retry-after']),
+          ttl: headerValue(answer.headers['ttl']),
+          body: answer.body,
+        };
       } catch (err) {
         // Connection refused/reset, DNS, TLS or the deadline: all transient from here (push.md §2.5).
         return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: describeError(err) };
@@ -245,8 +260,7 @@ export class PushSender {
   /** Closes pooled sockets; sends still in flight fail with a network error and come back as `retry`. */
   close(): void {
     this.closed = true;
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    void this.dispatcher.destroy();
   }
 
   private acquire(): Promise<void> {
@@ -273,79 +287,6 @@ export class PushSender {
       this.waitingHead = 0;
     }
     next();
-  }
-
-  private agentFor(url: URL): http.Agent {
-    let agent = this.agents.get(url.origin);
-    if (agent) return agent;
-    if (this.agents.size >= MAX_IDLE_AGENTS) this.dropIdleAgents();
-    const options: http.AgentOptions = {
-      keepAlive: true,
-      maxSockets: this.maxSockets,
-      maxFreeSockets: this.maxSockets,
-      // Idle keep-alive sockets are closed by the agent on this timeout; in-flight ones are bounded by timeoutMs.
-      timeout: IDLE_SOCKET_TIMEOUT_MS,
-      scheduling: 'lifo',
-    };
-    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    this.agents.set(url.origin, agent);
-    return agent;
-  }
-
-  private dropIdleAgents(): void {
-    for (const [origin, agent] of this.agents) {
-      if (Object.keys(agent.sockets).length === 0 && Object.keys(agent.requests).length === 0) {
-        agent.destroy();
-        this.agents.delete(origin);
-      }
-    }
-  }
-
-  private post(url: URL, headers: http.OutgoingHttpHeaders, body: Buffer): Promise<RawResponse> {
-    const request = url.protocol === 'https:' ? https.request : http.request;
-    return new Promise<RawResponse>((resolve, reject) => {
-      let settled = false;
-      const finish = (err: Error | null, response?: RawResponse): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(response!);
-      };
-      const req = request(url, { method: 'POST', headers, agent: this.agentFor(url) }, (res) => {
-        const chunks: Buffer[] = [];
-        let kept = 0;
-        res.on('data', (chunk: Buffer) => {
-          // Only the start of an error body is useful (Apple `{reason}`, Autopush JSON); the rest is drained.
-          if (kept < MAX_REASON_CHARS) {
-            chunks.push(chunk);
-            kept += chunk.length;
-          }
-        });
-        res.on('end', () =>
-          finish(null, {
-            status: res.statusCode ?? 0,
-            retryAfter: headerValue(res.headers['retry-after']),
-            ttl: headerValue(res.headers['ttl']),
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-        res.on('error', (err) => finish(err));
-        // 'close' follows every 'end'; the Error (and its stack, ~25 µs) is only built when it did not.
-        res.on('close', () => {
-          if (!settled) finish(new Error('Response closed before it ended'));
-        });
-      });
-      // A total deadline, unlike web-push's socket idle timeout, also bounds a slow trickle (push.md §3.2).
-      const timer = setTimeout(() => {
-        // Settle first: once a response has started, destroy() surfaces as a generic 'aborted' error.
-        const err = new PushTimeoutError(this.timeoutMs);
-        finish(err);
-        req.destroy(err);
-      }, this.timeoutMs);
-      req.on('error', (err) => finish(err));
-      req.end(body);
-    });
   }
 }
 

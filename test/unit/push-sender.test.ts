@@ -174,6 +174,35 @@ void test('a push service that never answers hits the deadline and comes back as
   assert.equal((await sender.send(sub, 'after timeout', { ttl: 60, vapidKey })).kind, 'sent');
 });
 
+void test('the deadline also covers a send still waiting for a pooled connection, which is then never sent', async (t) => {
+  // One connection per origin and a service that hangs: the second send waits in the pool, not on the wire.
+  const { fake, sender } = await setup(t, { timeoutMs: 300, maxConcurrency: 4, maxSocketsPerOrigin: 1 });
+  const sub = fake.createSubscription(vapidKey.publicKey);
+  fake.hangNext(sub.id, 1);
+  // Both deadlines must pass together: with real timers the hung request's abort can free the connection
+  // a moment before the second deadline, and the second send then rightly goes out while it still may.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const sends = [sender.send(sub, 'hangs', { ttl: 60, vapidKey }), sender.send(sub, 'queued', { ttl: 60, vapidKey })];
+  const turns = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+  const realDeadline = performance.now() + 5000;
+  while (fake.requests < 1 && performance.now() < realDeadline) await turns(1);
+  assert.equal(fake.requests, 1, 'the first send is on the wire');
+  await turns(20);
+  assert.equal(fake.requests, 1, 'the second waits for the only connection');
+  t.mock.timers.tick(300);
+  for (const outcome of await Promise.all(sends)) {
+    assert.ok(outcome.kind === 'retry' && /PUSH_TIMEOUT/.test(outcome.error ?? ''), JSON.stringify(outcome));
+  }
+  // The freed connection would now carry the queued send if its expired deadline did not stop it.
+  await turns(50);
+  t.mock.timers.reset();
+  assert.equal((await sender.send(sub, 'after', { ttl: 60, vapidKey })).kind, 'sent');
+  assert.equal(fake.requests, 2, 'the queued send never reached the service');
+  assert.deepEqual(fake.messagesFor(sub.id).map((m) => m.payload), ['after']);
+});
+
 async function closedPort(): Promise<number> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
