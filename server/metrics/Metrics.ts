@@ -31,8 +31,8 @@ function processMetrics(): Registry {
  * Hot-path cost is a few Map updates: counters are `Tally`s (added to prom-client when scraped), deliveries
  * are counted once per publish (`delivered` carries the socket count), and gauges (connections, channels,
  * presence members, backend health) are read from the gateway when scraped, not maintained on every
- * change. Gauges are per node: a channel with subscribers on two nodes counts on both. Webhook metrics cost nothing on the delivery path: they are
- * the sender's own counters, copied when scraped.
+ * change. Gauges are per node: a channel with subscribers on two nodes counts on both. Webhook metrics
+ * cost nothing on the delivery path: they are the sender's own counters, copied when scraped.
  *
  * Other modules report through the methods below the observer section (push); a metric whose module is
  * not wired yet stays at zero.
