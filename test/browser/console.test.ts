@@ -1,30 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { startHerald } from '../helpers/herald';
 import { connected, nextEvent, pusherJs, serverSdk } from '../helpers/clients';
+import { launchBrowser } from '../sdk/helpers/browser';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ARTIFACTS = join(__dirname, '..', '..', '..', 'test-artifacts');
 const TOKEN = 'browser-console-token-0123456789';
 
 test('debug console in Chromium: sign in, watch the live log, trigger from the form', { timeout: 90_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    // In CI a missing browser is a failure, never a skip.
-    assert.notEqual(process.env.CI, 'true', `Chromium not found at ${CHROMIUM}`);
-    t.skip(`Chromium not found at ${CHROMIUM} (set CHROMIUM_PATH)`);
-    return;
-  }
+  // In CI a missing browser is a failure, never a skip (launchBrowser throws); elsewhere it skips.
+  const browser = await launchBrowser(t, { viewport: { width: 1360, height: 860 } });
+  if (!browser) return;
   const h = await startHerald({ options: { adminToken: TOKEN }, apps: [{}, {}] });
   t.after(() => h.stop());
-  const profile = mkdtempSync(join(tmpdir(), 'herald-chromium-'));
-  t.after(() => rmSync(profile, { recursive: true, force: true }));
-  const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1360, height: 860 } });
-  t.after(() => browser.close());
   const page = browser.pages()[0] ?? (await browser.newPage());
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));

@@ -69,7 +69,7 @@ export function ensureBrowserBundle(): void {
  * A fresh Chromium profile, closed after the test. Without Chromium the test is skipped locally and
  * fails in CI (CI=true): a missing browser must never pass unnoticed there.
  */
-export async function launchBrowser(t: TestContext): Promise<BrowserContext | null> {
+export async function launchBrowser(t: TestContext, options: { viewport?: { width: number; height: number } } = {}): Promise<BrowserContext | null> {
   if (!existsSync(CHROMIUM)) {
     if (process.env.CI === 'true') throw new Error(`Chromium not found at ${CHROMIUM} (CI=true: browser tests may not be skipped)`);
     t.skip(`Chromium not found at ${CHROMIUM}`);
@@ -77,10 +77,13 @@ export async function launchBrowser(t: TestContext): Promise<BrowserContext | nu
   }
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'herald-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, ...options });
+  // One hook, browser first: node runs a test's after hooks in the order they were added, and a profile
+  // removed under a running Chromium fails (ENOTEMPTY) and leaves the browser, and the test file, running.
+  // Chromium's helper processes may still be writing for a moment after close(), hence the retries.
   t.after(async () => {
     await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
   return context;
 }
