@@ -61,6 +61,8 @@ export interface ClusterState {
   /** user id → `user_info` JSON text. */
   members(appId: string, channel: string): Promise<Map<string, string>>;
   memberCount(appId: string, channel: string): Promise<number>;
+  /** Whether `userId` is a member of the presence channel now, on any node. */
+  isMember(appId: string, channel: string, userId: string): Promise<boolean>;
   /**
    * The presence channel's `pusher_internal:subscription_succeeded` frame, every member included. It lives
    * here because only the state knows when membership changed: LocalState keeps it up to date as members
@@ -85,10 +87,16 @@ export interface ClusterState {
    */
   takeRate(appId: string, bucket: string, limit: number, cost: number): Promise<number>;
 
-  /** Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`. */
-  setMark(appId: string, key: string, ttlMs: number): Promise<void>;
-  /** Removes a mark; true for the one caller that found it. */
-  takeMark(appId: string, key: string): Promise<boolean>;
+  /**
+   * Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`. The mark
+   * holds `token`, so that the one who set it can later take it back and nobody else's mark with it.
+   */
+  setMark(appId: string, key: string, token: string, ttlMs: number): Promise<void>;
+  /**
+   * Removes a mark; true for the one caller that found it. With `token`, only a mark holding that token is
+   * taken: a newer mark under the same key (set by a later leave, maybe on another node) stays.
+   */
+  takeMark(appId: string, key: string, token?: string): Promise<boolean>;
 
   /**
    * Web Push liveness: a socket that connected with `device_id` subscribed to `channel` (counted per

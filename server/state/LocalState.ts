@@ -32,7 +32,7 @@ export class LocalState implements ClusterState {
   private readonly users = new Map<string, number>();
   private readonly cache = new Map<string, { frame: string; expires: number }>();
   private readonly rates = new Map<string, { second: number; used: number }>();
-  private readonly marks = new Map<string, number>();
+  private readonly marks = new Map<string, { token: string; expires: number }>();
   /** `${appId}\n${channel}` → device id → sockets (Web Push liveness). */
   private readonly devices = new Map<string, Map<string, number>>();
 
@@ -146,6 +146,10 @@ export class LocalState implements ClusterState {
     return this.presence.get(`${appId}\n${channel}`)?.users.size ?? 0;
   }
 
+  async isMember(appId: string, channel: string, userId: string): Promise<boolean> {
+    return this.presence.get(`${appId}\n${channel}`)?.users.has(userId) ?? false;
+  }
+
   async addUser(appId: string, userId: string): Promise<boolean> {
     const k = `${appId}\n${userId}`;
     const n = (this.users.get(k) ?? 0) + 1;
@@ -200,16 +204,21 @@ export class LocalState implements ClusterState {
     return 0;
   }
 
-  async setMark(appId: string, key: string, ttlMs: number): Promise<void> {
-    this.marks.set(`${appId}\n${key}`, Date.now() + ttlMs);
+  async setMark(appId: string, key: string, token: string, ttlMs: number): Promise<void> {
+    this.marks.set(`${appId}\n${key}`, { token, expires: Date.now() + ttlMs });
   }
 
-  async takeMark(appId: string, key: string): Promise<boolean> {
+  async takeMark(appId: string, key: string, token?: string): Promise<boolean> {
     const k = `${appId}\n${key}`;
-    const expires = this.marks.get(k);
-    if (expires === undefined) return false;
+    const mark = this.marks.get(k);
+    if (mark === undefined) return false;
+    if (mark.expires <= Date.now()) {
+      this.marks.delete(k);
+      return false;
+    }
+    if (token !== undefined && mark.token !== token) return false;
     this.marks.delete(k);
-    return expires > Date.now();
+    return true;
   }
 
   async addLiveDevice(appId: string, channel: string, deviceId: string): Promise<void> {

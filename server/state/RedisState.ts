@@ -344,6 +344,13 @@ export class RedisState implements ClusterState {
     return this.read(() => this.redis.hlen(this.keys.members(appId, channel)), () => this.ledger.presenceUsers(appId, channel).size);
   }
 
+  async isMember(appId: string, channel: string, userId: string): Promise<boolean> {
+    return this.read(
+      async () => (await this.redis.hexists(this.keys.members(appId, channel), userId)) === 1,
+      () => this.ledger.presenceUsers(appId, channel).has(userId),
+    );
+  }
+
   async addUser(appId: string, userId: string): Promise<boolean> {
     const { before, after } = await this.appChange(appId, `u:${userId}`, 1);
     return before === 0 && after > 0;
@@ -394,18 +401,22 @@ export class RedisState implements ClusterState {
     );
   }
 
-  async setMark(appId: string, key: string, ttlMs: number): Promise<void> {
+  async setMark(appId: string, key: string, token: string, ttlMs: number): Promise<void> {
     await this.read(
       async () => {
-        await this.redis.set(this.keys.mark(appId, key), '1', 'PX', ttlMs);
+        await this.redis.set(this.keys.mark(appId, key), token, 'PX', ttlMs);
       },
-      () => this.fallback.setMark(appId, key, ttlMs),
+      () => this.fallback.setMark(appId, key, token, ttlMs),
     );
   }
 
-  async takeMark(appId: string, key: string): Promise<boolean> {
-    const taken = await this.read(async () => (await this.redis.del(this.keys.mark(appId, key))) === 1, () => false);
-    return taken || this.fallback.takeMark(appId, key);
+  async takeMark(appId: string, key: string, token?: string): Promise<boolean> {
+    const k = this.keys.mark(appId, key);
+    const taken = await this.read(
+      async () => (token === undefined ? await this.redis.del(k) : await this.cmd.heraldTakeIfHolds(k, token)) === 1,
+      () => false,
+    );
+    return taken || this.fallback.takeMark(appId, key, token);
   }
 
   // ---------------------------------------------------------------- Web Push liveness
@@ -607,7 +618,7 @@ export class RedisState implements ClusterState {
       await this.removeLiveDevicesOf(node);
       this.log.warn({ dead: node, groups: groups.length, transitions }, 'removed the connections of a node whose heartbeat stopped');
     } finally {
-      await this.cmd.heraldReleaseClaim(claim, this.nodeId).catch((err: unknown) => this.failed(err));
+      await this.cmd.heraldTakeIfHolds(claim, this.nodeId).catch((err: unknown) => this.failed(err));
     }
   }
 

@@ -157,8 +157,11 @@ if not v then return nil end
 return {v, redis.call('PTTL', KEYS[1])}
 `;
 
-/** KEYS: a claim. ARGV: owner. Deletes the claim only if this owner still holds it. */
-export const RELEASE_CLAIM = `
+/**
+ * KEYS: a claim or a mark. ARGV: the value its holder set (the claim's owner, the mark's token). Deletes the
+ * key only while it still holds that value, so nobody removes a newer holder's key; 1 when deleted.
+ */
+export const TAKE_IF_HOLDS = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
@@ -171,7 +174,7 @@ export interface ScriptCommands {
   heraldPresenceSet(members: string, sockets: string, share: string, ...triples: (string | number)[]): Promise<(string | number)[]>;
   heraldTakeRate(bucket: string, limit: number, cost: number): Promise<number>;
   heraldGetCache(key: string): Promise<[string, number] | null>;
-  heraldReleaseClaim(claim: string, owner: string): Promise<number>;
+  heraldTakeIfHolds(key: string, value: string): Promise<number>;
 }
 
 export const SCRIPTS: { name: keyof ScriptCommands; keys: number; lua: string }[] = [
@@ -181,5 +184,5 @@ export const SCRIPTS: { name: keyof ScriptCommands; keys: number; lua: string }[
   { name: 'heraldPresenceSet', keys: 3, lua: PRESENCE_SET },
   { name: 'heraldTakeRate', keys: 1, lua: TAKE_RATE },
   { name: 'heraldGetCache', keys: 1, lua: GET_CACHE },
-  { name: 'heraldReleaseClaim', keys: 1, lua: RELEASE_CLAIM },
+  { name: 'heraldTakeIfHolds', keys: 1, lua: TAKE_IF_HOLDS },
 ];

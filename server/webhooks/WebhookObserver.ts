@@ -21,10 +21,15 @@
  * queues them before the gateway takes connections. A cluster needs none of this: the surviving nodes send
  * a dead node's leaves (ClusterState's dead-node claim), so a restarted member must not send them again.
  *
- * Known gaps (need a mark with a value, not worth it yet): a leave and a join on two nodes within one
- * state round trip may both be sent (occupied twice); after leave → rejoin → leave on two nodes, the first
- * node's timer may send the second `channel_vacated` up to 3 s early.
+ * Two nodes, two races, both closed:
+ * - leave → rejoin → leave across nodes: the first leave's timer must not send the second leave early. Each
+ *   mark holds its leave's token, and a timer takes only its own mark (a join takes any).
+ * - a join on one node that reaches the state before another node's leave has set its mark finds nothing
+ *   to cancel and is sent; the leave, when its delay ends, would then tell the receivers the channel is
+ *   empty (or the member gone) while it is not. So a leave is sent only if the channel is still vacant (the
+ *   member still absent) at that moment. The receivers then hear the join twice, and end up right.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayObserver } from '../GatewayObserver';
 import type { AppOptions, WebhookEventType } from '../options/Options';
@@ -68,6 +73,9 @@ export class WebhookObserver implements GatewayObserver {
   private readonly chains = new Map<string, Promise<void>>();
   private stopped = false;
   private readonly trackOccupancy: boolean;
+  /** Tokens for this node's marks: unique in the cluster (see the module comment). */
+  private readonly tokenPrefix = randomUUID().slice(0, 13);
+  private tokens = 0;
 
   constructor(
     private readonly state: ClusterState,
@@ -214,14 +222,22 @@ export class WebhookObserver implements GatewayObserver {
     if (!this.sender.wants(app, event.name, channel)) return;
     const key = `${app.id}\n${mark}`;
     this.cancel(key);
-    this.serial(app, channel, () => this.state.setMark(app.id, mark, this.debounceMs + MARK_SLACK_MS));
+    const token = `${this.tokenPrefix}:${++this.tokens}`;
+    this.serial(app, channel, () => this.state.setMark(app.id, mark, token, this.debounceMs + MARK_SLACK_MS));
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
     const fire = () => {
       if (this.pending.get(key) === entry) this.pending.delete(key);
       this.serial(app, channel, async () => {
         try {
-          if ((await this.state.takeMark(app.id, mark)) && this.sender.enqueue(app, event)) this.occupancy?.vacate(app.id, channel, memberOf(event));
+          if (!(await this.state.takeMark(app.id, mark, token))) return;
+          if (!(await this.stillLeft(app, event))) {
+            // Rejoined before this leave's mark was set (see the module comment): the join was sent, and the
+            // receivers' view is right without the leave. Its occupancy row stays: a leave is still owed.
+            this.log.debug({ app: app.id, channel, event: event.name }, 'webhook leave dropped: rejoined meanwhile (join already sent)');
+            return;
+          }
+          if (this.sender.enqueue(app, event)) this.occupancy?.vacate(app.id, channel, memberOf(event));
         } finally {
           resolve();
         }
@@ -250,6 +266,12 @@ export class WebhookObserver implements GatewayObserver {
       if (wantsJoin) this.sender.enqueue(app, event);
       this.occupancy?.occupy(app.id, channel, memberOf(event));
     });
+  }
+
+  /** Whether what a leave reports is still true in the cluster: the channel empty, the member gone. */
+  private async stillLeft(app: AppOptions, event: WebhookEvent): Promise<boolean> {
+    if (event.name === 'member_removed') return !(await this.state.isMember(app.id, event.channel, event.user_id));
+    return (await this.state.subscriberCount(app.id, event.channel)) === 0;
   }
 
   /** Forgets this node's timer for a leave that will not be sent. */

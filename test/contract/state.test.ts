@@ -136,9 +136,12 @@ function contract(name: string, h: Harness): void {
       assert.deepEqual(Object.fromEntries(await s[0].members(app, ch)), { u1: '{"name":"Ann"}', u2: '{}' });
       assert.deepEqual(Object.fromEntries(await s[1].members(app, ch)), { u1: '{"name":"Ann"}', u2: '{}' });
       assert.equal(await s[0].memberCount(app, ch), 2);
+      assert.equal(await s[0].isMember(app, ch, 'u2'), true, 'added on the other node');
       const leaves = await spread(s, 50, (st) => st.removeMember(app, ch, 'u1'));
       assert.equal(leaves.filter(Boolean).length, 1);
       assert.deepEqual([...(await s[0].members(app, ch)).keys()], ['u2']);
+      assert.equal(await s[1].isMember(app, ch, 'u1'), false);
+      assert.equal(await s[1].isMember(app, 'presence-empty', 'u1'), false);
       assert.equal(await s[0].removeMember(app, ch, 'nobody'), false);
       assert.equal(await s[1].memberCount(app, 'presence-empty'), 0);
     });
@@ -236,13 +239,29 @@ function contract(name: string, h: Harness): void {
       const s = await h.start(t, 2);
       if (!s) return;
       const app = appId();
-      await s[0].setMark(app, 'vacated:ch', 10000);
+      await s[0].setMark(app, 'vacated:ch', 'token-1', 10000);
       const takes = await spread(s, 20, (st) => st.takeMark(app, 'vacated:ch'));
       assert.equal(takes.filter(Boolean).length, 1);
       assert.equal(await s[1].takeMark(app, 'never-set'), false);
-      await s[1].setMark(app, 'short', 1);
+      await s[1].setMark(app, 'short', 'token-2', 1);
       await new Promise((resolve) => setTimeout(resolve, 30)); // the TTL itself is what is tested
       assert.equal(await s[0].takeMark(app, 'short'), false);
+    });
+
+    void test('marks: with a token only the mark that token set is taken; without, any', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      // A leave's timer on node 0 must not take the mark a later leave set on node 1 under the same key.
+      await s[0].setMark(app, 'vacate:ch', 'first', 10000);
+      await s[1].setMark(app, 'vacate:ch', 'second', 10000);
+      assert.equal(await s[0].takeMark(app, 'vacate:ch', 'first'), false);
+      assert.equal(await s[1].takeMark(app, 'vacate:ch', 'second'), true);
+      assert.equal(await s[1].takeMark(app, 'vacate:ch', 'second'), false, 'taken once');
+      // A join takes whatever mark is there.
+      await s[0].setMark(app, 'vacate:ch', 'third', 10000);
+      assert.equal(await s[1].takeMark(app, 'vacate:ch'), true);
+      assert.equal(await s[0].takeMark(app, 'vacate:ch', 'third'), false);
     });
   });
 }

@@ -113,3 +113,69 @@ void test('cluster: a reload that lands on the other node within 3 s sends nothi
   const queued = a.server.webhooks.stats().total.queued + b.server.webhooks.stats().total.queued;
   assert.equal(queued, 2);
 });
+
+void test('cluster: leave, rejoin on the other node, leave there: the first leave\'s timer does not send the second leave early', async (t) => {
+  const debounceMs = 1500;
+  const c = await cluster(t, debounceMs);
+  if (!c) return;
+  const { a, b, rx } = c;
+  const first = await client(t, a);
+  await subscribe(a, first, 'race-early');
+  await rx.waitForEvents(1);
+  first.close();
+  await first.closed; // node A's leave timer runs from here
+  const leftA = Date.now();
+  await new Promise((r) => setTimeout(r, 300));
+  const second = await client(t, b);
+  await subscribe(b, second, 'race-early'); // takes A's mark: nothing sent
+  // Node B's leave comes late enough that its timer ends well after node A's.
+  await new Promise((r) => setTimeout(r, 500));
+  second.close();
+  await second.closed; // node B's leave, with a mark of its own
+  const leftB = Date.now();
+  // Past node A's timer, well before node B's: nothing may have been sent yet.
+  await new Promise((r) => setTimeout(r, Math.max(0, leftA + debounceMs + 300 - Date.now())));
+  assert.ok(Date.now() < leftB + debounceMs - 100, 'the test lost its margin (a slow machine); the timing check means nothing');
+  assert.deepEqual(verified(a, rx).map(line), ['channel_occupied race-early']);
+  const [vacated] = await rx.waitForEvents(1, (e) => e.name === 'channel_vacated');
+  assert.ok(vacated);
+  const sentAt = rx.accepted().find((r) => r.rawBody.includes('channel_vacated'))?.receivedAt ?? 0;
+  assert.ok(sentAt >= leftB + debounceMs - 50, `channel_vacated came ${leftB + debounceMs - sentAt} ms early`);
+  assert.deepEqual(verified(a, rx).map(line), ['channel_occupied race-early', 'channel_vacated race-early']);
+});
+
+void test('cluster: a join that reaches Redis before the other node\'s leave mark is sent, and that stale leave is not', async (t) => {
+  const debounceMs = 600;
+  const c = await cluster(t, debounceMs);
+  if (!c) return;
+  const { a, b, rx } = c;
+  const onA = await client(t, a);
+  await subscribe(a, onA, 'presence-race', 'u1');
+  await rx.waitForEvents(2);
+  // Node A's marks land late (a slow Redis round trip), so node B's join finds nothing to cancel.
+  const state = a.server.gateway.state;
+  const setMark = state.setMark.bind(state);
+  state.setMark = async (...args) => {
+    await new Promise((r) => setTimeout(r, 300));
+    return setMark(...args);
+  };
+  onA.close();
+  await onA.closed;
+  const onB = await client(t, b);
+  await subscribe(b, onB, 'presence-race', 'u1');
+  await rx.waitForEvents(4);
+  // Well past node A's timers: its leaves were dropped, as the channel and the member are back.
+  await new Promise((r) => setTimeout(r, debounceMs + 300 + 500));
+  assert.deepEqual(verified(a, rx).map(line).sort(), [
+    'channel_occupied presence-race',
+    'channel_occupied presence-race',
+    'member_added presence-race u1',
+    'member_added presence-race u1',
+  ]);
+  // The real leave is still sent, once.
+  onB.close();
+  await rx.waitForEvents(6);
+  await Promise.all([a.server.webhooks.sender.idle(), b.server.webhooks.sender.idle()]);
+  assert.deepEqual(verified(a, rx).map(line).slice(4).sort(), ['channel_vacated presence-race', 'member_removed presence-race u1']);
+  assert.equal(verified(a, rx).length, 6);
+});
