@@ -60,6 +60,7 @@ export interface PushOptions {
   maxAttempts?: number;
   deviceRequestsPerIpPerSecond?: number;
   publishRetentionSeconds?: number;
+  deviceIdleDays?: number;
 }
 
 /** `apps[].push`. */

@@ -173,6 +173,7 @@ export const configSchema = {
         maxAttempts: { type: 'integer', minimum: 1, default: 8, description: 'Attempts per device (429, 5xx and network errors are retried with backoff while the TTL lasts).' },
         deviceRequestsPerIpPerSecond: { type: 'integer', minimum: -1, default: 20, description: 'Device API requests per client address per second, per app, across the cluster (-1: unlimited); over it, 429.' },
         publishRetentionSeconds: { type: 'integer', minimum: 60, default: 604800, description: 'How long finished publishes (and their status) are kept.' },
+        deviceIdleDays: { type: 'integer', minimum: 0, default: 60, description: 'A device not registered again for this many days is deleted with its interests (the browser SDK registers on every `register()` call, so call it on each visit); 0 keeps devices until the push service reports them gone.' },
       },
     },
     apps: { type: 'array', items: appSchema, description: 'Apps served. Without any, a default app is made from `HERALD_APP_*` or generated.' },

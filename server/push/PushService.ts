@@ -28,6 +28,7 @@ export interface PushTuning {
   store?: PushStore;
   leaseMs?: number;
   pollMs?: number;
+  pruneEveryMs?: number;
   backoff?: RetryDelayOptions;
 }
 
@@ -95,6 +96,8 @@ export class PushService implements PushFallback {
       leaseMs: tuning.leaseMs,
       pollMs: tuning.pollMs,
       retentionMs: config.publishRetentionSeconds * 1000,
+      deviceIdleMs: config.deviceIdleDays * 86_400_000,
+      pruneEveryMs: tuning.pruneEveryMs,
       onAttempt: (appId, row, outcome, detail) => this.onAttempt(appId, row, outcome, detail),
     });
   }

@@ -168,4 +168,9 @@ export interface PushStore {
   nextDueAt(appId: string): Promise<number | null>;
   /** Forgets finished publishes older than `before`. */
   prune(appId: string, before: number): Promise<void>;
+  /**
+   * Deletes up to `limit` devices (with their interests and user link) last registered before `before`;
+   * returns their ids. Call again while it returns `limit` ids.
+   */
+  pruneIdleDevices(appId: string, before: number, limit: number): Promise<string[]>;
 }

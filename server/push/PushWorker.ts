@@ -37,6 +37,10 @@ export interface PushWorkerOptions {
   pollMs?: number;
   /** How long finished publishes are kept. */
   retentionMs: number;
+  /** Devices not registered again for this long are deleted; 0: never. */
+  deviceIdleMs: number;
+  /** How often finished publishes and idle devices are pruned. Default 10 minutes. */
+  pruneEveryMs?: number;
   /** Every attempt's outcome (metrics, console). */
   onAttempt?(appId: string, delivery: ClaimedDelivery, outcome: AttemptOutcome, detail?: string): void;
   now?: () => number;
@@ -45,6 +49,7 @@ export interface PushWorkerOptions {
 const CLAIM_BATCH = 500;
 const SCHEDULED_BATCH = 10;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
+const IDLE_DEVICE_BATCH = 500;
 const RELOAD_KEYS_EVERY_MS = 60 * 1000;
 const ERROR_PAUSE_MS = 1000;
 const PUBLISH_CACHE = 1000;
@@ -195,10 +200,24 @@ export class PushWorker {
       this.lastKeyReload = now;
       for (const appId of this.opts.appIds) await this.opts.keyring.reload(appId);
     }
-    if (now - this.lastPrune > PRUNE_EVERY_MS) {
+    if (now - this.lastPrune > (this.opts.pruneEveryMs ?? PRUNE_EVERY_MS)) {
       this.lastPrune = now;
-      for (const appId of this.opts.appIds) await this.store.prune(appId, now - this.opts.retentionMs);
+      for (const appId of this.opts.appIds) {
+        await this.store.prune(appId, now - this.opts.retentionMs);
+        if (this.opts.deviceIdleMs > 0) await this.pruneIdleDevices(appId, now - this.opts.deviceIdleMs);
+      }
     }
+  }
+
+  /** In batches, so that a first prune of a large, old store does not hold the store for long. */
+  private async pruneIdleDevices(appId: string, before: number): Promise<void> {
+    let deleted = 0;
+    for (;;) {
+      const ids = await this.store.pruneIdleDevices(appId, before, IDLE_DEVICE_BATCH);
+      deleted += ids.length;
+      if (ids.length < IDLE_DEVICE_BATCH) break;
+    }
+    if (deleted > 0) this.log.info({ app: appId, devices: deleted, idleSince: new Date(before).toISOString() }, 'push: deleted devices not registered again since');
   }
 
   private async startScheduled(appId: string): Promise<void> {

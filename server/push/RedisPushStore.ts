@@ -9,6 +9,8 @@
  *   P di:<device>   set   the device's interests
  *   P i:<interest>  set   devices holding the interest
  *   P u:<user>      set   the user's devices
+ *   P seen          zset  device → updatedAt (ms), for deleting idle devices
+ *   P seen:v1       string  set once every device older than `seen` has been added to it
  *   P p:<publish>   hash  the publish (kind, targets, payload, ttl, …, status) and its counts
  *   P r:<publish>   hash  device → `p<attempts>` while pending, then `s` sent, `f` failed, `e` expired
  *   P due           zset  `<publish>|<device>` → due time (ms); a claim moves it to the lease's end
@@ -91,6 +93,8 @@ export class RedisPushStore implements PushStore {
   private readonly prefix: string;
   private readonly log: Logger;
   private readonly connectTimeoutMs: number;
+  /** Apps whose devices are all in the `seen` index (see indexSeen). */
+  private readonly seenIndexed = new Set<string>();
 
   constructor(opts: RedisPushStoreOptions) {
     this.prefix = `${opts.prefix}push:`;
@@ -345,6 +349,37 @@ export class RedisPushStore implements PushStore {
     const [a, b] = await Promise.all([this.redis.zrange(`${P}due`, 0, 0, 'WITHSCORES'), this.redis.zrange(`${P}sched`, 0, 0, 'WITHSCORES')]);
     const times = [a[1], b[1]].filter((x): x is string => x !== undefined).map(Number);
     return times.length === 0 ? null : Math.min(...times);
+  }
+
+  async pruneIdleDevices(appId: string, before: number, limit: number): Promise<string[]> {
+    const P = this.appPrefix(appId);
+    if (!this.seenIndexed.has(appId)) {
+      await this.indexSeen(P);
+      this.seenIndexed.add(appId);
+    }
+    return this.cmd.pushPruneIdle(`${P}ep`, P, before, limit);
+  }
+
+  /**
+   * Devices registered before the `seen` index existed are added to it once per app, with their
+   * `updatedAt`; NX keeps a newer time that a registration wrote meanwhile.
+   */
+  private async indexSeen(P: string): Promise<void> {
+    if ((await this.redis.exists(`${P}seen:v1`)) === 1) return;
+    let cursor = '0';
+    do {
+      const [next, pairs] = await this.redis.hscan(`${P}ep`, cursor, 'COUNT', 500);
+      cursor = next;
+      const ids = pairs.filter((_, i) => i % 2 === 1);
+      if (ids.length === 0) continue;
+      const times = await Promise.all(ids.map((id) => this.redis.hget(`${P}d:${id}`, 'updatedAt')));
+      const tx = this.redis.pipeline();
+      ids.forEach((id, i) => {
+        if (times[i] !== null) tx.zadd(`${P}seen`, 'NX', Number(times[i]), id);
+      });
+      await tx.exec();
+    } while (cursor !== '0');
+    await this.redis.set(`${P}seen:v1`, '1');
   }
 
   async prune(appId: string, before: number): Promise<void> {

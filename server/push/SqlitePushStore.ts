@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS devices (
   PRIMARY KEY (app_id, device_id), UNIQUE (app_id, endpoint)
 );
 CREATE INDEX IF NOT EXISTS devices_by_user ON devices (app_id, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS devices_by_updated ON devices (app_id, updated_at);
 CREATE TABLE IF NOT EXISTS device_interests (
   app_id TEXT NOT NULL, device_id TEXT NOT NULL, interest TEXT NOT NULL,
   PRIMARY KEY (app_id, device_id, interest)
@@ -184,6 +185,7 @@ export class SqlitePushStore implements PushStore {
       ),
       updateDevice: db.prepare('UPDATE devices SET p256dh = ?, auth = ?, key_id = ?, updated_at = ? WHERE app_id = ? AND device_id = ?'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE app_id = ? AND device_id = ?'),
+      idleDevices: db.prepare('SELECT device_id FROM devices WHERE app_id = ? AND updated_at < ? ORDER BY updated_at LIMIT ?'),
       interests: db.prepare('SELECT interest FROM device_interests WHERE app_id = ? AND device_id = ? ORDER BY interest'),
       interestCount: db.prepare('SELECT COUNT(*) AS n FROM device_interests WHERE app_id = ? AND device_id = ?'),
       hasInterest: db.prepare('SELECT 1 FROM device_interests WHERE app_id = ? AND device_id = ? AND interest = ?'),
@@ -471,6 +473,14 @@ export class SqlitePushStore implements PushStore {
     this.conn.transaction(() => {
       this.s.pruneDeliveries.run({ app: appId, before });
       this.s.prunePublishes.run({ app: appId, before });
+    })();
+  }
+
+  async pruneIdleDevices(appId: string, before: number, limit: number): Promise<string[]> {
+    return this.conn.transaction(() => {
+      const ids = (this.s.idleDevices.all(appId, before, limit) as { device_id: string }[]).map((r) => r.device_id);
+      for (const id of ids) this.removeDevice(appId, id);
+      return ids;
     })();
   }
 }

@@ -22,6 +22,7 @@ export const PUSH_DEFAULTS = {
   maxAttempts: 8,
   deviceRequestsPerIpPerSecond: 20,
   publishRetentionSeconds: 7 * 86_400,
+  deviceIdleDays: 60,
 } as const;
 
 /** One app's push settings. */
@@ -44,6 +45,8 @@ export interface PushConfig {
   maxAttempts: number;
   deviceRequestsPerIpPerSecond: number;
   publishRetentionSeconds: number;
+  /** Devices not registered again for this long are deleted; 0: never. */
+  deviceIdleDays: number;
 }
 
 /** A push setting that stops start-up; the message starts with the field's path. */
@@ -105,6 +108,7 @@ export function resolvePushConfig(options: Pick<HeraldOptions, 'push' | 'apps'>)
     maxAttempts: top?.maxAttempts ?? PUSH_DEFAULTS.maxAttempts,
     deviceRequestsPerIpPerSecond: top?.deviceRequestsPerIpPerSecond ?? PUSH_DEFAULTS.deviceRequestsPerIpPerSecond,
     publishRetentionSeconds: top?.publishRetentionSeconds ?? PUSH_DEFAULTS.publishRetentionSeconds,
+    deviceIdleDays: top?.deviceIdleDays ?? PUSH_DEFAULTS.deviceIdleDays,
   };
 }
 

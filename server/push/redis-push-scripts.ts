@@ -17,6 +17,7 @@ local function delete_device(P, id)
   local di = P .. 'di:' .. id
   for _, i in ipairs(redis.call('SMEMBERS', di)) do redis.call('SREM', P .. 'i:' .. i, id) end
   redis.call('DEL', di, dk)
+  redis.call('ZREM', P .. 'seen', id)
   if user then redis.call('SREM', P .. 'u:' .. user, id) end
   return 1
 end
@@ -49,6 +50,7 @@ if not id then
   redis.call('HSET', P .. 'd:' .. id, 'endpoint', ARGV[2], 'createdAt', ARGV[7])
 end
 redis.call('HSET', P .. 'd:' .. id, 'p256dh', ARGV[4], 'auth', ARGV[5], 'keyId', ARGV[6], 'updatedAt', ARGV[7])
+redis.call('ZADD', P .. 'seen', ARGV[7], id)
 if ARGV[8] == '1' then set_interests(P, id, 9) end
 return {id, created}
 `;
@@ -94,8 +96,23 @@ if redis.call('EXISTS', dk) == 0 then return 0 end
 local cur = redis.call('HGET', dk, 'userId')
 if cur and cur ~= user then return 2 end
 redis.call('HSET', dk, 'userId', user, 'updatedAt', ARGV[4])
+redis.call('ZADD', P .. 'seen', ARGV[4], ARGV[2])
 redis.call('SADD', P .. 'u:' .. user, id)
 return 1
+`;
+
+/**
+ * KEYS: ep. ARGV: P, before (ms), limit → ids of the devices deleted: those last registered before `before`
+ * (`seen`). An entry whose device is already gone is just dropped.
+ */
+const PRUNE_IDLE = `${DEVICE_FUNCTIONS}
+local P = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', P .. 'seen', '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local deleted = {}
+for _, id in ipairs(ids) do
+  if delete_device(P, id) == 1 then deleted[#deleted + 1] = id else redis.call('ZREM', P .. 'seen', id) end
+end
+return deleted
 `;
 
 /** KEYS: ep. ARGV: P, user → devices deleted. */
@@ -216,6 +233,7 @@ export interface PushScriptCommands {
   pushRemoveInterest(ep: string, prefix: string, id: string, interest: string): Promise<number>;
   pushSetUser(ep: string, prefix: string, id: string, user: string, now: number): Promise<number>;
   pushDeleteUser(ep: string, prefix: string, user: string): Promise<number>;
+  pushPruneIdle(ep: string, prefix: string, before: number, limit: number): Promise<string[]>;
   pushInitKey(keys: string, current: string, id: string, json: string): Promise<number>;
   pushUseKey(keys: string, current: string, id: string, json: string): Promise<number>;
   pushClaim(due: string, prefix: string, now: number, limit: number, leaseUntil: number): Promise<[string, string, number, string[]][]>;
@@ -233,6 +251,7 @@ export const PUSH_SCRIPTS: { name: keyof PushScriptCommands; keys: number; lua: 
   { name: 'pushRemoveInterest', keys: 1, lua: REMOVE_INTEREST },
   { name: 'pushSetUser', keys: 1, lua: SET_USER },
   { name: 'pushDeleteUser', keys: 1, lua: DELETE_USER },
+  { name: 'pushPruneIdle', keys: 1, lua: PRUNE_IDLE },
   { name: 'pushInitKey', keys: 2, lua: INIT_KEY },
   { name: 'pushUseKey', keys: 2, lua: USE_KEY },
   { name: 'pushClaim', keys: 1, lua: CLAIM },

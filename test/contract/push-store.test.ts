@@ -13,7 +13,7 @@ import { redisSpec } from '../../server/cluster/redis-connection';
 import type { PublishRecord, PushStore } from '../../server/push/PushStore';
 import { RedisPushStore } from '../../server/push/RedisPushStore';
 import { SqlitePushStore } from '../../server/push/SqlitePushStore';
-import { REDIS_URL, deleteKeys, needRedis, uniquePrefix } from '../helpers/redis';
+import { REDIS_URL, deleteKeys, needRedis, redisClient, uniquePrefix } from '../helpers/redis';
 
 interface Harness {
   /** A fresh, open store; `reopen` closes it and opens another on the same data. */
@@ -335,6 +335,37 @@ function contract(name: string, h: Harness): void {
       await s.store.prune(a, 3000);
       assert.equal(await s.store.publish(a, p.id), null, 'pruned');
     });
+
+    void test('idle devices: those not registered again since a time go, with their interests and user link', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const old1 = { ...device(['news']), now: 1000 };
+      const old2 = { ...device(['news', 'sport']), now: 1500 };
+      const fresh = { ...device(['news']), now: 5000 };
+      const renewed = { ...device(['sport']), now: 1000 };
+      const signedIn = { ...device(['news']), now: 1000 };
+      for (const d of [old1, old2, fresh, renewed, signedIn]) await s.store.registerDevice(a, d);
+      // Registering again (the SDK's register() on a later visit) makes a device current; so does signing in.
+      await s.store.registerDevice(a, { ...renewed, now: 6000 });
+      assert.equal(await s.store.setUser(a, signedIn.id, 'alice'), 'ok');
+      const first = await s.store.pruneIdleDevices(a, 4000, 1);
+      const rest = await s.store.pruneIdleDevices(a, 4000, 10);
+      assert.equal(first.length, 1, 'the limit holds');
+      assert.deepEqual([...first, ...rest].sort(), [old1.id, old2.id].sort());
+      assert.deepEqual(await s.store.pruneIdleDevices(a, 4000, 10), [], 'nothing left to prune');
+      for (const d of [old1, old2]) assert.equal(await s.store.device(a, d.id), null);
+      for (const d of [fresh, renewed, signedIn]) assert.equal((await s.store.device(a, d.id))?.id, d.id);
+      assert.deepEqual((await s.store.devicesForInterests(a, ['news', 'sport'])).sort(), [fresh.id, renewed.id, signedIn.id].sort());
+      // Its endpoint is free again: registering it makes a new device.
+      assert.deepEqual(await s.store.registerDevice(a, { ...old1, id: 'web-again', now: 7000 }), { deviceId: 'web-again', created: true });
+      assert.deepEqual(await s.store.pruneIdleDevices(appId(), Date.now() + 60_000, 10), [], 'apps are separate');
+      // Later, everything is idle: the signed-in device goes with its user link.
+      const all = await s.store.pruneIdleDevices(a, Date.now() + 60_000, 10);
+      assert.deepEqual(all.sort(), [fresh.id, renewed.id, signedIn.id, 'web-again'].sort());
+      assert.deepEqual(await s.store.devicesForUsers(a, ['alice']), []);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['news', 'sport']), []);
+    });
   });
 }
 
@@ -368,4 +399,28 @@ void test('sqlite: a second process on the same file is refused', async (t) => {
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
   assert.equal(r.status, 3, r.stderr);
   assert.match(r.stderr, /in use by another Herald process/);
+});
+
+void test('redis: devices stored before the idle index existed are still pruned', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const store = new RedisPushStore({ spec: redisSpec(REDIS_URL), prefix, log: pino({ level: 'silent' }) });
+  await store.open();
+  const raw = redisClient();
+  t.after(async () => {
+    await store.close();
+    await deleteKeys(prefix);
+    await raw.quit();
+  });
+  const a = appId();
+  const old = { ...device(['news']), now: 1000 };
+  const fresh = { ...device(['news']), now: 9000 };
+  await store.registerDevice(a, old);
+  await store.registerDevice(a, fresh);
+  // As an older Herald left them: no `seen` index at all.
+  await raw.del(`${prefix}push:{${a}}:seen`);
+  assert.deepEqual(await store.pruneIdleDevices(a, 5000, 10), [old.id]);
+  assert.equal(await store.device(a, old.id), null);
+  assert.equal((await store.device(a, fresh.id))?.id, fresh.id);
+  assert.equal(await raw.exists(`${prefix}push:{${a}}:seen:v1`), 1, 'indexed once');
 });

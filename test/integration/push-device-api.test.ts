@@ -8,6 +8,7 @@ import { signPushToken } from '../../server/push/push-token';
 import { FakePushService } from '../helpers/FakePushService';
 import { startHerald, type StartOptions, type TestHerald } from '../helpers/herald';
 import { deviceApi, pushOptions, registerDevice } from '../helpers/push';
+import { waitFor } from '../helpers/redis';
 
 async function setup(t: TestContext, opts: StartOptions = {}): Promise<{ h: TestHerald; fake: FakePushService }> {
   const h = await startHerald({ options: pushOptions(), ...opts });
@@ -173,4 +174,19 @@ void test('the device API is rate-limited per client address → 429 with Retry-
   // Another address has its own budget.
   const other = await fetch(`${h.baseUrl}/push/v1/${h.app.key}/vapid-public-key`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
   assert.equal(other.status, 200);
+});
+
+void test('a device not registered again within deviceIdleDays is deleted by the push worker; a current one stays', async (t) => {
+  const { h, fake } = await setup(t, { options: pushOptions({ deviceIdleDays: 30 }), backends: { push: { pruneEveryMs: 50 } } });
+  const push = h.server.push;
+  assert.ok(push);
+  const current = await registerDevice(h, fake, ['news']);
+  // A device last registered 31 days ago (written to the store as such; the API stamps the present).
+  const sub = fake.createSubscription();
+  const stale = { id: 'web-stale', endpoint: sub.endpoint, p256dh: sub.keys.p256dh, auth: sub.keys.auth, keyId: (await push.store.vapidKeys(h.app.id))[0]?.id ?? '', now: Date.now() - 31 * 86_400_000, interests: ['news'] };
+  await push.store.registerDevice(h.app.id, stale);
+  await waitFor(async () => (await push.store.device(h.app.id, 'web-stale')) === null, 5000, 'the stale device to be pruned');
+  assert.equal((await push.store.device(h.app.id, current.deviceId))?.id, current.deviceId);
+  assert.deepEqual(await push.store.devicesForInterests(h.app.id, ['news']), [current.deviceId]);
+  assert.equal((await deviceApi(h, 'GET', '/devices/web-stale/interests')).status, 404);
 });
