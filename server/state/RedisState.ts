@@ -55,6 +55,8 @@ export class RedisState implements ClusterState {
   private readonly ledger = new NodeLedger();
   /** Cache, rate limits and marks while Redis is unreachable. */
   private readonly fallback = new LocalState();
+  /** Member-list reads in flight per `${appId}\n${channel}` (see presenceSubscribedFrame). */
+  private readonly frameReads = new Map<string, { running: Promise<string>; next: Promise<string> | null }>();
   /** Share groups known to be in this node's `idx:N` set. */
   private readonly indexed = new Set<string>();
   private readonly heartbeatMs: number;
@@ -336,8 +338,35 @@ export class RedisState implements ClusterState {
     );
   }
 
-  async presenceSubscribedFrame(appId: string, channel: string): Promise<string> {
-    return presenceSubscribedFrameOf(channel, await this.members(appId, channel));
+  /**
+   * The member list for a joiner, read after its own join was stored. Joins into one channel that arrive
+   * while a read is in flight share the next read, issued once that one ends: it starts after each of their
+   * joins, so it lists them all. A burst of joins into a big channel then costs this node two HGETALLs and
+   * two frames, not one of each per joiner.
+   */
+  presenceSubscribedFrame(appId: string, channel: string): Promise<string> {
+    const k = `${appId}\n${channel}`;
+    const flight = this.frameReads.get(k);
+    if (flight === undefined) return this.readFrame(k, appId, channel);
+    flight.next ??= flight.running.then(
+      () => this.readFrame(k, appId, channel),
+      () => this.readFrame(k, appId, channel),
+    );
+    return flight.next;
+  }
+
+  private readFrame(k: string, appId: string, channel: string): Promise<string> {
+    const flight: { running: Promise<string>; next: Promise<string> | null } = {
+      running: this.members(appId, channel).then((members) => presenceSubscribedFrameOf(channel, members)),
+      next: null,
+    };
+    this.frameReads.set(k, flight);
+    const done = () => {
+      // A read queued behind this one replaces the entry when it starts.
+      if (this.frameReads.get(k) === flight && flight.next === null) this.frameReads.delete(k);
+    };
+    flight.running.then(done, done);
+    return flight.running;
   }
 
   async memberCount(appId: string, channel: string): Promise<number> {

@@ -5,6 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { test, type TestContext } from 'node:test';
+import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { redisSpec } from '../../server/cluster/redis-connection';
 import { redisKeys } from '../../server/cluster/redis-keys';
@@ -124,4 +125,43 @@ void test('a live node taken for dead (its heartbeat lapsed) gets its shares bac
   assert.equal(await b.state.subscriberCount(app, 'chan'), 1);
   assert.deepEqual([...(await b.state.members(app, 'presence-p')).keys()], ['ua']);
   assert.equal(await r.sismember(redisKeys(prefix).nodes, a.state.nodeId), 1);
+});
+
+void test('a burst of joins into one channel shares member-list reads, and every joiner is in its own list', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const [a, b] = await nodes(t, prefix, [{ heartbeatMs: 1000, heartbeatTtlMs: 5000 }, { heartbeatMs: 1000, heartbeatTtlMs: 5000 }]);
+  const app = 'app1';
+  const channel = 'presence-burst';
+  for (let i = 0; i < 200; i++) await b.state.addMember(app, channel, `old${i}`, '{}', -1);
+  // Count the HGETALLs of this channel's member hash as Redis sees them.
+  const client = redisClient() as Redis;
+  const monitor = await client.monitor();
+  const reads: string[] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() === 'hgetall' && args[1]?.startsWith(prefix)) reads.push(args[1]);
+  });
+  t.after(() => {
+    monitor.disconnect();
+    client.disconnect();
+  });
+  await new Promise((r) => setTimeout(r, 100)); // MONITOR is on before the burst
+  // As the gateway does: store the join, then read the list for the joiner.
+  const joins = Array.from({ length: 50 }, (_, i) => `new${i}`);
+  const frames = await Promise.all(
+    joins.map(async (user) => {
+      await a.state.addMember(app, channel, user, '{}', -1);
+      return { user, frame: await a.state.presenceSubscribedFrame(app, channel) };
+    }),
+  );
+  for (const { user, frame } of frames) {
+    const ids = (JSON.parse((JSON.parse(frame) as { data: string }).data) as { presence: { ids: string[] } }).presence.ids;
+    assert.ok(ids.includes(user), `${user} is in its own list`);
+    assert.ok(ids.length >= 201);
+  }
+  // The last joiner's list is complete.
+  const last = await a.state.presenceSubscribedFrame(app, channel);
+  assert.equal((JSON.parse((JSON.parse(last) as { data: string }).data) as { presence: { count: number } }).presence.count, 250);
+  await waitFor(() => reads.length >= 2, 2000, 'MONITOR to report the reads');
+  assert.ok(reads.length < 10, `${reads.length} HGETALLs for 51 reads`);
 });
