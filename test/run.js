@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/test, each with `node --test` in its own process group, two at a
-// time. Why not one `node --test` for all: Node 20's runner waits without end for a test file whose process
-// does not exit (a socket or a browser left open after its tests ended), and CI has a hard time limit. Here
-// every file has a deadline; past it, its process group is killed and the file fails by name. The whole suite
-// has a deadline too. In CI (CI=true) missing services are failures, never skips, and so is any skipped test.
+// time. CI has a hard time limit, and Node 20's runner by default waits without end for a test file whose
+// process does not exit (a socket or a browser left open after its tests ended). So every file has a limit
+// (--test-timeout: node cancels the file and ends its process), a backstop that kills the file's process
+// group if it is still there a minute later, and the suite has a deadline; a file that fails any of them
+// fails by name. In CI (CI=true) missing services are failures, never skips, and so is any skipped test.
 'use strict';
 const { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } = require('node:fs');
 const { tmpdir } = require('node:os');
@@ -13,10 +14,11 @@ const { spawn } = require('node:child_process');
 // TEST_ROOT lets test/unit/test-runner.test.ts run this script on files of its own.
 const root = process.env.TEST_ROOT ?? join(__dirname, '..', 'dist', 'test');
 const concurrency = Number(process.env.TEST_CONCURRENCY ?? 2);
-// A single test taking this long is stuck; node's runner fails it and goes on with the file.
-const testTimeoutMs = Number(process.env.TEST_TIMEOUT_MS ?? 180_000);
-// A file taking this long (all its tests, then its process exiting) is stuck, whatever its tests reported.
-const fileTimeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 420_000);
+// node's runner applies --test-timeout to each test and to the file as a whole (it then cancels the file
+// and ends its process), so this is the limit for a file, not only for one test.
+const testTimeoutMs = Number(process.env.TEST_TIMEOUT_MS ?? 420_000);
+// The backstop: a file whose process group is still there this long after it started is killed.
+const fileTimeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 480_000);
 const suiteTimeoutMs = Number(process.env.TEST_SUITE_TIMEOUT_MS ?? 1_800_000);
 
 function find(dir) {

@@ -60,6 +60,16 @@ test('a file whose process never exits after its tests is killed at its deadline
   assert.match(r.output, /pass [12],/);
 });
 
+test('past TEST_TIMEOUT_MS node itself cancels a file whose process never exits, and the run fails', { timeout: 30_000 }, async (t) => {
+  const r = await runSuite(t, { 'leaky.test.js': "test('passes, but leaves a timer running', () => { setInterval(() => {}, 1000); });" }, {
+    TEST_TIMEOUT_MS: '2000',
+    TEST_FILE_TIMEOUT_MS: '25000',
+  });
+  assert.equal(r.code, 1, r.output);
+  assert.ok(r.ms < 15_000, `took ${r.ms} ms: the file was not cancelled at its limit`);
+  assert.doesNotMatch(r.output, /killed/);
+});
+
 test('with CI=true a skipped test fails the run; without CI it does not', { timeout: 30_000 }, async (t) => {
   const files = { 'a.test.js': "test('ok', () => {}); test('later', { skip: 'no service' }, () => {});" };
   const ci = await runSuite(t, files, { CI: 'true' });
