@@ -350,6 +350,9 @@ function maskedFrame(opcode: number, payload: Buffer): Buffer {
   return out;
 }
 
+/** The event name read last, as bytes and text (see readStringField). */
+let lastName = { bytes: Buffer.alloc(0), text: '' };
+
 /**
  * Value of a top-level `"field":"…"` string in a JSON frame, found by byte search. Valid for the fields
  * read here (event and channel names), which never contain quotes or escapes; null when absent.
@@ -357,7 +360,6 @@ function maskedFrame(opcode: number, payload: Buffer): Buffer {
  * Plain loops over the bytes rather than Buffer's indexOf and compare: every member_added frame of a
  * presence run comes through here, and each native call cost more than the whole short search.
  */
-let lastName = { bytes: Buffer.alloc(0), text: '' };
 
 function readStringField(buf: Buffer, start: number, end: number, field: Buffer): string | null {
   // Servers put the event first (`{"event":"…`); anywhere else is found by a search within the frame.

@@ -806,8 +806,10 @@ export class Gateway {
       if (channelType(channel).kind !== 'presence') continue;
       const subs = this.registry.subscribers(appId, channel);
       if (!subs || subs.size === 0) continue;
-      // One frame for the channel's every socket.
-      const frame = await this.state.presenceSubscribedFrame(appId, channel);
+      // One frame for the channel's every socket: a reply kept as text (RedisState) is framed here once,
+      // not by ws once per socket.
+      const reply = await this.state.presenceSubscribedFrame(appId, channel);
+      const frame = typeof reply === 'string' ? [textFrame(reply)] : reply;
       for (const conn of subs) conn.sendFrame(frame);
     }
     for (const conn of this.registry.all()) {

@@ -69,10 +69,10 @@ function killGroup(child) {
   }
 }
 
-function runFile(file) {
+function runFile(file, index) {
   return new Promise((resolve) => {
     const name = relative(root, file);
-    const tapPath = join(tapDir, `${next}.tap`);
+    const tapPath = join(tapDir, `${index}.tap`);
     const args = [
       '--test', `--test-timeout=${testTimeoutMs}`,
       '--test-reporter=spec', '--test-reporter-destination=stdout',
@@ -122,8 +122,8 @@ async function worker() {
       next++;
       continue;
     }
-    const file = files[next++];
-    await runFile(file);
+    const index = next++;
+    await runFile(files[index], index);
   }
 }
 

@@ -36,7 +36,10 @@ export function outboundAgent(connectionsPerOrigin: number, idleMs: number): Age
   return new Agent({ connections: connectionsPerOrigin, keepAliveTimeout: idleMs, keepAliveMaxTimeout: idleMs });
 }
 
-/** POSTs `body` to `url`; resolves with the answer once it is fully read, rejects on any failure. */
+/**
+ * POSTs `body` to `url` with `headers` and its Content-Length; resolves with the answer once it is fully
+ * read, rejects on any failure.
+ */
 export function post(dispatcher: Dispatcher, url: URL, headers: Record<string, string>, body: Buffer, options: PostOptions): Promise<PostResponse> {
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(abortErrorOf(options));
@@ -90,7 +93,8 @@ export function post(dispatcher: Dispatcher, url: URL, headers: Record<string, s
       onResponseError: (_c, err) => finish(err),
     };
     try {
-      dispatcher.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body }, handler);
+      const sent = { ...headers, 'content-length': String(body.length) };
+      dispatcher.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers: sent, body }, handler);
     } catch (err) {
       finish(err instanceof Error ? err : new Error(String(err)));
     }

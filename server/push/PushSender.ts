@@ -226,7 +226,6 @@ export class PushSender {
         TTL: String(options.ttl),
         'Content-Encoding': 'aes128gcm',
         'Content-Type': 'application/octet-stream',
-        'Content-Length': String(body.length),
         Authorization: this.vapid.authorization(options.vapidKey, url.origin),
       };
       if (options.urgency) headers['Urgency'] = options.urgency;

@@ -32,6 +32,12 @@ const BATCH = 256;
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
+/** A member-list read in flight, and the one that joins arriving meanwhile share (presenceSubscribedFrame). */
+interface FrameRead {
+  running: Promise<string>;
+  next: Promise<string> | null;
+}
+
 /**
  * Cluster state in Redis (see redis-keys.ts for the layout and redis-scripts.ts for the invariant). Every
  * transition comes from one atomic Lua script, so it is reported to exactly one caller cluster-wide.
@@ -56,7 +62,7 @@ export class RedisState implements ClusterState {
   /** Cache, rate limits and marks while Redis is unreachable. */
   private readonly fallback = new LocalState();
   /** Member-list reads in flight per `${appId}\n${channel}` (see presenceSubscribedFrame). */
-  private readonly frameReads = new Map<string, { running: Promise<string>; next: Promise<string> | null }>();
+  private readonly frameReads = new Map<string, FrameRead>();
   /** Share groups known to be in this node's `idx:N` set. */
   private readonly indexed = new Set<string>();
   private readonly heartbeatMs: number;
@@ -356,7 +362,7 @@ export class RedisState implements ClusterState {
   }
 
   private readFrame(k: string, appId: string, channel: string): Promise<string> {
-    const flight: { running: Promise<string>; next: Promise<string> | null } = {
+    const flight: FrameRead = {
       running: this.members(appId, channel).then((members) => presenceSubscribedFrameOf(channel, members)),
       next: null,
     };

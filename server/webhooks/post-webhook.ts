@@ -36,7 +36,7 @@ export async function postWebhook(
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<number> {
-  const answer = await post(agents.dispatcher, url, { ...headers, 'content-length': String(body.length) }, body, {
+  const answer = await post(agents.dispatcher, url, headers, body, {
     timeoutMs,
     timeoutError: () => new WebhookRequestError(`timed out after ${timeoutMs} ms`),
     signal,

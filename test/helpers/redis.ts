@@ -100,7 +100,8 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, 
   }
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 just now (for a server a test starts outside this process). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

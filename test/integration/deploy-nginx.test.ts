@@ -9,27 +9,15 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nextEvent, pusherJs, serverSdk } from '../helpers/clients';
 import { startCluster } from '../helpers/cluster';
 import type { TestHerald } from '../helpers/herald';
-import { waitFor } from '../helpers/redis';
+import { freePort, waitFor } from '../helpers/redis';
 
 const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
 const SHIPPED = join(__dirname, '..', '..', '..', 'deploy', 'nginx.conf');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The shipped config with Docker's parts replaced (see the module comment); fails if they changed shape. */
 function localConfig(shipped: string, dir: string, port: number, upstreams: number[]): string {
