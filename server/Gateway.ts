@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import {
   allowsClientEvents,
   channelAuthString,
+  channelFrames,
   channelNameProblem,
   channelType,
   dataObject,
@@ -673,11 +674,12 @@ export class Gateway {
     socketId: string | undefined,
     info: string[] = [],
   ): Promise<Record<string, { user_count?: number; subscription_count?: number }> | undefined> {
+    const frameFor = channelFrames(event, data);
     for (const channel of channels) {
       const cache = channelType(channel).cache;
       // On a single node, a channel nobody is on needs no frame (a cache channel keeps its last event).
       if (!cache && !this.adapter.reachesOtherNodes && this.registry.subscribers(app.id, channel) === undefined) continue;
-      const frame = encodeFrame(event, data, channel);
+      const frame = frameFor(channel);
       if (cache) await this.state.setCache(app.id, channel, frame, app.cacheTtlSeconds);
       await this.adapter.publish({ appId: app.id, channel, frame, except: socketId });
     }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeAction, dataObject, decodeClientFrame, decodeServerFrame, encodeData, encodeFrame, eventNameProblem, presenceSubscribedFrameOf, utf8Length } from '../../sdk/protocol';
+import { channelFrames, closeAction, dataObject, decodeClientFrame, decodeServerFrame, encodeData, encodeFrame, eventNameProblem, presenceSubscribedFrameOf, utf8Length } from '../../sdk/protocol';
 
 test('server frames double-encode data as a JSON string (protocol.md §1.2)', () => {
   const f = encodeFrame('pusher:connection_established', { socket_id: '1.2', activity_timeout: 30 });
@@ -69,5 +69,17 @@ test('the presence subscription_succeeded frame built from escaped parts is byte
     const data = `{"presence":{"ids":${JSON.stringify(ids)},"hash":${hash},"count":${subset.size}}}`;
     JSON.parse(data); // the fixture itself is valid JSON
     assert.equal(presenceSubscribedFrameOf('presence-x', subset), encodeFrame('pusher_internal:subscription_succeeded', data, 'presence-x'));
+  }
+});
+
+test('channelFrames gives each channel the bytes encodeFrame would', () => {
+  const datas: unknown[] = [undefined, '', '{"a":1}', 'plain "quoted" \\ text', 'ctl \u0001\n\t lone \ud800 emoji 😀 €', { nested: ['x', 1, null] }, 42];
+  const events = ['my-event', 'ev"en\\t', 'ü😀'];
+  const channels = ['ch', 'private-a', 'presence-room', '#server-to-user-u"1', 'é-😀', 'a'.repeat(200)];
+  for (const event of events) {
+    for (const data of datas) {
+      const frameFor = channelFrames(event, data);
+      for (const channel of channels) assert.equal(frameFor(channel), encodeFrame(event, data, channel), `${event} ${String(data)} ${channel}`);
+    }
   }
 });
