@@ -674,11 +674,13 @@ export class Gateway {
     socketId: string | undefined,
     info: string[] = [],
   ): Promise<Record<string, { user_count?: number; subscription_count?: number }> | undefined> {
-    const frameFor = channelFrames(event, data);
+    // Built at the first channel that needs a frame: a trigger nobody receives escapes nothing.
+    let frameFor: ((channel: string) => string) | null = null;
     for (const channel of channels) {
       const cache = channelType(channel).cache;
       // On a single node, a channel nobody is on needs no frame (a cache channel keeps its last event).
       if (!cache && !this.adapter.reachesOtherNodes && this.registry.subscribers(app.id, channel) === undefined) continue;
+      frameFor ??= channelFrames(event, data);
       const frame = frameFor(channel);
       if (cache) await this.state.setCache(app.id, channel, frame, app.cacheTtlSeconds);
       await this.adapter.publish({ appId: app.id, channel, frame, except: socketId });
