@@ -1,4 +1,4 @@
-/* global self, clients, URL */
+/* global self, clients, caches, fetch, AbortSignal, URL */
 /**
  * Herald's service worker for Web Push (push.md §1.4). Serve it from your site's root (its scope must
  * cover your pages) and register it with `herald.push.register({ serviceWorker: '/herald-sw.js' })`, or
@@ -11,11 +11,56 @@
  * - On click, focuses a window already at `deep_link` or opens it (without `deep_link`: any window of the
  *   site, or the worker's scope).
  * - `self.heraldOnPush = (payload, event) => promise|boolean` runs first; return false to show nothing.
+ * - Reports each push of a Herald publish as `delivered`, and a click on its notification as `opened`, to
+ *   Herald's device API, so the publish's status counts them. `herald.push.register()` leaves the report
+ *   address and this browser's subscription endpoint in Cache Storage (`herald-push`); before that, or
+ *   after `unregister()`, nothing is reported. A report that fails is dropped: it never holds a
+ *   notification back. `self.heraldReport(publishId, 'delivered' | 'opened')` sends one by hand.
  */
 'use strict';
 
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(clients.claim()));
+
+// Where herald.push.register() keeps { reportUrl, endpoint } for this worker (see the SDK's PushClient).
+const REPORT_CACHE = 'herald-push';
+const REPORT_CONFIG = '/__herald/push-report';
+const REPORT_TIMEOUT_MS = 10000;
+
+async function reportConfig() {
+  const cache = await caches.open(REPORT_CACHE);
+  const res = await cache.match(REPORT_CONFIG);
+  if (!res) return null;
+  const config = await res.json();
+  return config && typeof config.reportUrl === 'string' && typeof config.endpoint === 'string' ? config : null;
+}
+
+async function heraldReport(publishId, report) {
+  if (typeof publishId !== 'string' || publishId === '') return false;
+  try {
+    const config = await reportConfig();
+    if (!config) return false;
+    // text/plain: a simple request, so no CORS preflight for each report.
+    const res = await fetch(config.reportUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      body: JSON.stringify({ publishId, endpoint: config.endpoint, report }),
+      credentials: 'omit',
+      keepalive: true,
+      // The push event waits for its report; an unreachable Herald must not hold the worker for minutes.
+      signal: typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(REPORT_TIMEOUT_MS) : undefined,
+    });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+self.heraldReport = heraldReport;
+
+function publishIdOf(payload) {
+  const pusher = payload.data && payload.data.pusher;
+  return pusher && typeof pusher.publishId === 'string' ? pusher.publishId : undefined;
+}
 
 function readPayload(event) {
   if (!event.data) return {};
@@ -34,21 +79,39 @@ async function focusedWindow() {
 
 async function handlePush(event) {
   const payload = readPayload(event);
+  const publishId = publishIdOf(payload);
+  // Sent alongside, not before: a notification never waits for the report.
+  const reported = heraldReport(publishId, 'delivered');
+  try {
+    await showPush(payload, event, publishId);
+  } finally {
+    await reported;
+  }
+}
+
+async function showPush(payload, event, publishId) {
   if (typeof self.heraldOnPush === 'function' && (await self.heraldOnPush(payload, event)) === false) return;
   const n = payload.notification || {};
   const hide = n.hide_if_focused || n.hide_notification_if_site_has_focus;
   if (hide && (await focusedWindow())) return;
-  await self.registration.showNotification(n.title || '', {
-    body: n.body,
-    icon: n.icon,
-    data: { deep_link: n.deep_link, data: payload.data },
-  });
+  const data = { deep_link: n.deep_link, data: payload.data };
+  if (publishId !== undefined) data.publishId = publishId;
+  await self.registration.showNotification(n.title || '', { body: n.body, icon: n.icon, data });
 }
 
 self.addEventListener('push', (event) => event.waitUntil(handlePush(event)));
 
 async function handleClick(event) {
   event.notification.close();
+  const reported = heraldReport(event.notification.data && event.notification.data.publishId, 'opened');
+  try {
+    await openTarget(event);
+  } finally {
+    await reported;
+  }
+}
+
+async function openTarget(event) {
   const link = event.notification.data && event.notification.data.deep_link;
   const target = new URL(link || self.registration.scope, self.registration.scope).href;
   const windows = await clients.matchAll({ type: 'window', includeUncontrolled: true });

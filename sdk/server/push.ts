@@ -66,6 +66,10 @@ export interface PublishStatus {
   expired?: number;
   failed?: number;
   pending?: number;
+  /** Devices whose service worker (herald-sw.js) reported the push arrived; a click counts too. */
+  delivered?: number;
+  /** Devices whose notification was clicked. */
+  opened?: number;
   [field: string]: unknown;
 }
 

@@ -94,6 +94,11 @@ export async function pushDevicePlugin(fastify: FastifyInstance, opts: { gateway
     return {};
   });
 
+  fastify.post('/push/v1/:appKey/reports', async (req: DeviceRequest, reply: FastifyReply) => {
+    await service().report(appOf(req), req.body);
+    return reply.code(204).send();
+  });
+
   fastify.put('/push/v1/:appKey/devices/:deviceId/user', async (req: DeviceRequest) =>
     service().bindUser(appOf(req), req.params.deviceId ?? '', req.headers.authorization),
   );

@@ -12,7 +12,7 @@ import { fail } from '../errors';
 import type { AppOptions, HeraldOptions } from '../options/Options';
 import type { ClusterState } from '../state/ClusterState';
 import type { PreparedPush, PushFallback } from './PushFallback';
-import { buildPayload, parseDeliverAt, parseInterests, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
+import { buildPayload, parseDeliverAt, parseInterests, parseReport, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
 import { pushHostAllowed, type PushConfig } from './push-config';
 import { checkPushEndpoint, PushSender, type RetryDelayOptions } from './PushSender';
 import type { ClaimedDelivery, PublishKind, PublishRecord, PublishStatus, PushStore } from './PushStore';
@@ -330,6 +330,17 @@ export class PushService implements PushFallback {
     }
   }
 
+  /**
+   * A service worker's report that a push reached its device or that its notification was clicked. Counted
+   * once per device and publish (a repeat is answered like the first); a device the publish did not target,
+   * or a publish already pruned, is a 404.
+   */
+  async report(app: AppOptions, body: unknown): Promise<void> {
+    const { publishId, endpoint, report } = parseReport(body);
+    const result = await this.store.recordReport(app.id, publishId, endpoint, report);
+    if (result === 'unknown') fail('NOT_FOUND', `No push of publish ${publishId} went to this subscription (or the publish is older than ${this.config.publishRetentionSeconds} s)`);
+  }
+
   async publishStatus(app: AppOptions, publishId: string): Promise<Record<string, unknown>> {
     this.requireEnabled(app);
     if (!PUBLISH_ID_PATTERN.test(publishId)) fail('NOT_FOUND', 'Publish not found');
@@ -418,5 +429,7 @@ export function formatStatus(p: PublishStatus): Record<string, unknown> {
     expired: p.expired,
     failed: p.failed,
     pending: p.pending,
+    delivered: p.delivered,
+    opened: p.opened,
   };
 }

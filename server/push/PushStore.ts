@@ -17,6 +17,9 @@
  * - Counts: a row counts once, in the first `finishDeliveries` that moves it out of `pending`; later
  *   results for the same row (a re-sent lease) are ignored. `pending` reaches 0 exactly when every row of
  *   the publish is final, and the publish is then `done`.
+ * - Reports: `delivered` and `opened` count devices whose service worker reported the push, each device
+ *   once per publish however often it reports; an `opened` report also counts as `delivered` (a click proves
+ *   the push arrived, and its own report may have been lost). Only a device the publish targeted counts.
  * - Clocks: every time is ms since the epoch and passed in by the caller, so tests control time.
  */
 import type { Urgency } from './PushSender';
@@ -78,7 +81,10 @@ export interface PublishRecord {
 
 export type PublishState = 'scheduled' | 'delivering' | 'done';
 
-/** A publish with its counts: `targeted = skippedOnline + sent + expired + failed + pending`. */
+/**
+ * A publish with its counts: `targeted = skippedOnline + sent + expired + failed + pending`. `delivered` and
+ * `opened` are what service workers reported (see the guarantees above), a subset of the targeted devices.
+ */
 export interface PublishStatus extends PublishRecord {
   status: PublishState;
   targeted: number;
@@ -87,7 +93,16 @@ export interface PublishStatus extends PublishRecord {
   expired: number;
   failed: number;
   pending: number;
+  delivered: number;
+  opened: number;
 }
+
+/** What a service worker reports of a push: it reached the device, or its notification was clicked. */
+export type PushReport = 'delivered' | 'opened';
+/** `counted`: the report moved a count; `repeat`: the device had reported as much; `unknown`: no such row. */
+export type ReportResult = 'counted' | 'repeat' | 'unknown';
+/** A report's bits in a delivery row; `opened` sets both (see the guarantees above). */
+export const REPORT_BITS: Record<PushReport, number> = { delivered: 1, opened: 3 };
 
 /** A delivery handed to a worker, with the device as it is now (null: deleted since). */
 export interface ClaimedDelivery {
@@ -162,6 +177,11 @@ export interface PushStore {
   claimDeliveries(appId: string, now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]>;
   /** Records results (see the counting guarantee above). */
   finishDeliveries(appId: string, results: DeliveryResult[], now: number): Promise<void>;
+  /**
+   * Records a service worker's report for the device registered with `endpoint` (the push subscription's
+   * endpoint, which the worker knows and which is as secret as a device id).
+   */
+  recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportResult>;
   /** Makes claimed deliveries due again at `now` without counting an attempt (graceful shutdown). */
   releaseDeliveries(appId: string, rows: { publishId: string; deviceId: string }[], now: number): Promise<void>;
   /** When the next delivery or scheduled publish is due (leased ones included), or null. */

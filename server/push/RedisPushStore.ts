@@ -13,6 +13,7 @@
  *   P seen:v1       string  set once every device older than `seen` has been added to it
  *   P p:<publish>   hash  the publish (kind, targets, payload, ttl, …, status) and its counts
  *   P r:<publish>   hash  device → `p<attempts>` while pending, then `s` sent, `f` failed, `e` expired
+ *   P rep:<publish> hash  device → what its service worker reported (bits: 1 delivered, 2 opened)
  *   P due           zset  `<publish>|<device>` → due time (ms); a claim moves it to the lease's end
  *   P sched         zset  scheduled publish → deliverAt (ms), leased the same way
  *   P done          zset  finished publish → finish time, for pruning
@@ -22,17 +23,20 @@
 import type { Logger } from 'pino';
 import { connectWithin, createRedisClient, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import type { Urgency } from './PushSender';
-import type {
-  AddInterestResult,
-  ClaimedDelivery,
-  DeliveryResult,
-  DeviceRecord,
-  NewDevice,
-  PublishRecord,
-  PublishStatus,
-  PushStore,
-  SetUserResult,
-  StoredVapidKey,
+import {
+  REPORT_BITS,
+  type AddInterestResult,
+  type ClaimedDelivery,
+  type DeliveryResult,
+  type DeviceRecord,
+  type NewDevice,
+  type PublishRecord,
+  type PublishStatus,
+  type PushReport,
+  type PushStore,
+  type ReportResult,
+  type SetUserResult,
+  type StoredVapidKey,
 } from './PushStore';
 import { PUSH_SCRIPTS, type PushScriptCommands } from './redis-push-scripts';
 
@@ -306,7 +310,15 @@ export class RedisPushStore implements PushStore {
       expired: Number(h.expired ?? 0),
       failed: Number(h.failed ?? 0),
       pending: Number(h.pending ?? 0),
+      delivered: Number(h.delivered ?? 0),
+      opened: Number(h.opened ?? 0),
     };
+  }
+
+  async recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportResult> {
+    const P = this.appPrefix(appId);
+    const r = await this.cmd.pushReport(`${P}ep`, `${P}r:${publishId}`, `${P}p:${publishId}`, P, endpoint, REPORT_BITS[report], publishId);
+    return r === 1 ? 'counted' : r === 0 ? 'repeat' : 'unknown';
   }
 
   async claimDeliveries(appId: string, now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {
@@ -388,7 +400,7 @@ export class RedisPushStore implements PushStore {
       const ids = await this.redis.zrangebyscore(`${P}done`, '-inf', `(${before}`, 'LIMIT', 0, 500);
       if (ids.length === 0) return;
       const tx = this.redis.multi();
-      for (const id of ids) tx.del(`${P}p:${id}`, `${P}r:${id}`);
+      for (const id of ids) tx.del(`${P}p:${id}`, `${P}r:${id}`, `${P}rep:${id}`);
       tx.zrem(`${P}done`, ...ids);
       await tx.exec();
     }

@@ -12,17 +12,20 @@
 import type Database from 'better-sqlite3';
 import { openNodeSqlite } from '../storage/node-sqlite';
 import type { Urgency } from './PushSender';
-import type {
-  AddInterestResult,
-  ClaimedDelivery,
-  DeliveryResult,
-  DeviceRecord,
-  NewDevice,
-  PublishRecord,
-  PublishStatus,
-  PushStore,
-  SetUserResult,
-  StoredVapidKey,
+import {
+  REPORT_BITS,
+  type AddInterestResult,
+  type ClaimedDelivery,
+  type DeliveryResult,
+  type DeviceRecord,
+  type NewDevice,
+  type PublishRecord,
+  type PublishStatus,
+  type PushReport,
+  type PushStore,
+  type ReportResult,
+  type SetUserResult,
+  type StoredVapidKey,
 } from './PushStore';
 
 const SCHEMA = `
@@ -50,7 +53,7 @@ CREATE TABLE IF NOT EXISTS publishes (
   status TEXT NOT NULL, sched_due INTEGER, sched_leased INTEGER NOT NULL DEFAULT 0,
   targeted INTEGER NOT NULL DEFAULT 0, skipped_online INTEGER NOT NULL DEFAULT 0, sent INTEGER NOT NULL DEFAULT 0,
   expired INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0,
-  finished_at INTEGER,
+  finished_at INTEGER, delivered INTEGER NOT NULL DEFAULT 0, opened INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (app_id, publish_id)
 );
 CREATE INDEX IF NOT EXISTS publishes_scheduled ON publishes (app_id, sched_due) WHERE status = 'scheduled';
@@ -58,11 +61,27 @@ CREATE INDEX IF NOT EXISTS publishes_finished ON publishes (app_id, finished_at)
 CREATE TABLE IF NOT EXISTS deliveries (
   app_id TEXT NOT NULL, publish_id TEXT NOT NULL, device_id TEXT NOT NULL,
   state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-  due_at INTEGER NOT NULL, leased INTEGER NOT NULL DEFAULT 0,
+  due_at INTEGER NOT NULL, leased INTEGER NOT NULL DEFAULT 0, reported INTEGER NOT NULL DEFAULT 0,
   UNIQUE (app_id, publish_id, device_id)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (app_id, due_at) WHERE state = 0;
 `;
+
+/**
+ * Columns added since a table was first created: files written by an older Herald get them at open
+ * (`CREATE TABLE IF NOT EXISTS` leaves an existing table as it is).
+ */
+const ADDED_COLUMNS: Record<string, Record<string, string>> = {
+  publishes: { delivered: 'INTEGER NOT NULL DEFAULT 0', opened: 'INTEGER NOT NULL DEFAULT 0' },
+  deliveries: { reported: 'INTEGER NOT NULL DEFAULT 0' },
+};
+
+function addMissingColumns(db: Database.Database): void {
+  for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+    const have = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+    for (const [name, type] of Object.entries(columns)) if (!have.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+  }
+}
 
 /** `deliveries.state`: 0 pending, then these. */
 const STATE: Record<'sent' | 'failed' | 'expired' | 'gone', number> = { sent: 1, failed: 2, expired: 3, gone: 2 };
@@ -96,6 +115,8 @@ interface PublishRow {
   expired: number;
   failed: number;
   pending: number;
+  delivered: number;
+  opened: number;
 }
 
 function toDevice(r: DeviceRow): DeviceRecord {
@@ -142,6 +163,7 @@ export class SqlitePushStore implements PushStore {
       SCHEMA,
       (db) => {
         db.pragma('foreign_keys = OFF');
+        addMissingColumns(db);
         // A previous run of this node died holding leases: nobody else can be sending them, so release now.
         const now = Date.now();
         db.prepare('UPDATE deliveries SET due_at = @now, leased = 0 WHERE leased = 1 AND state = 0').run({ now });
@@ -234,6 +256,12 @@ export class SqlitePushStore implements PushStore {
       maybeDone: db.prepare(
         "UPDATE publishes SET status = 'done', finished_at = @now WHERE app_id = @app AND publish_id = @id AND status = 'delivering' AND pending <= 0",
       ),
+      reportRow: db.prepare(
+        `SELECT r.device_id, r.reported FROM devices d JOIN deliveries r ON r.app_id = d.app_id AND r.device_id = d.device_id
+         WHERE d.app_id = ? AND d.endpoint = ? AND r.publish_id = ?`,
+      ),
+      setReported: db.prepare('UPDATE deliveries SET reported = reported | @bits WHERE app_id = @app AND publish_id = @id AND device_id = @deviceId'),
+      countReport: db.prepare('UPDATE publishes SET delivered = delivered + @delivered, opened = opened + @opened WHERE app_id = @app AND publish_id = @id'),
       nextDelivery: db.prepare('SELECT MIN(due_at) AS t FROM deliveries WHERE app_id = ? AND state = 0'),
       nextScheduled: db.prepare("SELECT MIN(sched_due) AS t FROM publishes WHERE app_id = ? AND status = 'scheduled'"),
       pruneDeliveries: db.prepare(
@@ -412,6 +440,8 @@ export class SqlitePushStore implements PushStore {
       expired: r.expired,
       failed: r.failed,
       pending: r.pending,
+      delivered: r.delivered,
+      opened: r.opened,
     };
   }
 
@@ -452,6 +482,19 @@ export class SqlitePushStore implements PushStore {
         this.s.count.run({ app: appId, id, ...c });
         this.s.maybeDone.run({ app: appId, id, now });
       }
+    })();
+  }
+
+  async recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportResult> {
+    const bits = REPORT_BITS[report];
+    return this.conn.transaction((): ReportResult => {
+      const row = this.s.reportRow.get(appId, endpoint, publishId) as { device_id: string; reported: number } | undefined;
+      if (!row) return 'unknown';
+      const added = bits & ~row.reported;
+      if (added === 0) return 'repeat';
+      this.s.setReported.run({ app: appId, id: publishId, deviceId: row.device_id, bits });
+      this.s.countReport.run({ app: appId, id: publishId, delivered: added & 1, opened: (added & 2) >> 1 });
+      return 'counted';
     })();
   }
 

@@ -8,6 +8,7 @@ import { interestNameProblem, MAX_PUSH_TTL_SECONDS, MAX_USERS_PER_PUBLISH, pushU
 import { HeraldError } from '../errors';
 import { checkPayloadSize, decodeSubscriptionKeys, MAX_PLAINTEXT_BYTES } from './encrypt-payload';
 import type { Urgency } from './PushSender';
+import type { PushReport } from './PushStore';
 
 /** How far ahead `deliverAt` may be. */
 export const MAX_SCHEDULE_AHEAD_MS = 28 * 24 * 3600 * 1000;
@@ -76,6 +77,28 @@ export function parseSubscription(value: unknown, checkEndpoint: (endpoint: stri
   checkEndpoint(endpoint as string);
   // Stored without padding, as browsers produce them.
   return { endpoint: endpoint as string, p256dh: k.p256dh.replace(/=+$/, ''), auth: k.auth.replace(/=+$/, '') };
+}
+
+/** A service worker's report of one push (`POST /push/v1/:appKey/reports`). */
+export interface ReportInput {
+  publishId: string;
+  endpoint: string;
+  report: PushReport;
+}
+
+const PUBLISH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+const REPORTS: ReadonlySet<string> = new Set<PushReport>(['delivered', 'opened']);
+
+/** `{ publishId, endpoint, report: "delivered" | "opened" }`, as herald-sw.js sends it. */
+export function parseReport(value: unknown): ReportInput {
+  if (!isObject(value)) return bad('Body must be { "publishId": "...", "endpoint": "...", "report": "delivered" | "opened" }');
+  const { publishId, endpoint, report } = value;
+  if (typeof publishId !== 'string' || !PUBLISH_ID_PATTERN.test(publishId)) bad('publishId must be the publishId of the push (data.pusher.publishId)');
+  if (typeof endpoint !== 'string' || endpoint.length === 0 || endpoint.length > MAX_ENDPOINT_LENGTH) {
+    bad('endpoint must be the endpoint of the service worker\'s push subscription');
+  }
+  if (typeof report !== 'string' || !REPORTS.has(report)) bad('report must be "delivered" or "opened"');
+  return { publishId: publishId as string, endpoint: endpoint as string, report: report as PushReport };
 }
 
 /** The notification a service worker shows (Beams' web notification fields). */

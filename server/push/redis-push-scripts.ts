@@ -224,6 +224,24 @@ end
 return 1
 `;
 
+/**
+ * KEYS: ep, rows, publish. ARGV: P, endpoint, report bits, publish id. A service worker's report: the
+ * device's bits go to \`P rep:<publish>\` and each newly set bit counts once (1 delivered, 2 opened)
+ * → 1 counted, 0 repeat, -1 no such device in the publish.
+ */
+const REPORT = `
+local id = redis.call('HGET', KEYS[1], ARGV[2])
+if not id or redis.call('HEXISTS', KEYS[2], id) == 0 then return -1 end
+local rep = ARGV[1] .. 'rep:' .. ARGV[4]
+local old = tonumber(redis.call('HGET', rep, id) or '0')
+local added = bit.band(tonumber(ARGV[3]), bit.bnot(old))
+if added == 0 then return 0 end
+redis.call('HSET', rep, id, bit.bor(old, added))
+if bit.band(added, 1) ~= 0 then redis.call('HINCRBY', KEYS[3], 'delivered', 1) end
+if bit.band(added, 2) ~= 0 then redis.call('HINCRBY', KEYS[3], 'opened', 1) end
+return 1
+`;
+
 /** Signatures once defined with ioredis `defineCommand`. */
 export interface PushScriptCommands {
   pushRegister(ep: string, ...args: (string | number)[]): Promise<[string, number]>;
@@ -241,6 +259,7 @@ export interface PushScriptCommands {
   pushFinish(due: string, rows: string, publish: string, done: string, member: string, device: string, outcome: string, nextAt: number, now: number, publishId: string): Promise<number>;
   pushExpand(rows: string, publish: string, due: string, publishId: string, dueAt: number, ...devices: string[]): Promise<number>;
   pushStart(publish: string, sched: string, done: string, publishId: string, now: number): Promise<number>;
+  pushReport(ep: string, rows: string, publish: string, prefix: string, endpoint: string, bits: number, publishId: string): Promise<number>;
 }
 
 export const PUSH_SCRIPTS: { name: keyof PushScriptCommands; keys: number; lua: string }[] = [
@@ -259,4 +278,5 @@ export const PUSH_SCRIPTS: { name: keyof PushScriptCommands; keys: number; lua: 
   { name: 'pushFinish', keys: 4, lua: FINISH },
   { name: 'pushExpand', keys: 3, lua: EXPAND },
   { name: 'pushStart', keys: 3, lua: START },
+  { name: 'pushReport', keys: 3, lua: REPORT },
 ];

@@ -134,8 +134,24 @@ void test('push.register → live delivery with no push; closed tab → notifica
   await worker.send(payload);
   await waitForNotification(viewer, 'n=2');
 
+  // The worker reported the push to Herald: register() left it the address and this browser's endpoint.
+  const publishId = (payload as unknown as { data: { pusher: { publishId: string } } }).data.pusher.publishId;
+  const counts = async () => {
+    const st = await sdk.getPublish(publishId);
+    return [st.delivered, st.opened];
+  };
+  for (let i = 0; i < 100 && (await counts())[0] !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(await counts(), [1, 0], 'delivered, reported by herald-sw.js');
+  const shown = await viewer.evaluate<{ publishId?: string }>(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.find((x) => x.body === 'n=2').data)`);
+  assert.equal(shown.publishId, publishId, 'the notification keeps its publish for the click');
+  // Headless Chromium cannot click a notification; the click handler reports through the same function.
+  const [swHandle] = context.serviceWorkers();
+  assert.equal(await swHandle.evaluate(`self.heraldReport(${JSON.stringify(publishId)}, 'opened')`), true);
+  assert.deepEqual(await counts(), [1, 1], 'opened');
+
   await viewer.evaluate(`h.push.unregister()`);
   assert.equal(await viewer.evaluate(`h.push.deviceId`), null);
+  assert.equal(await swHandle.evaluate(`self.heraldReport(${JSON.stringify(publishId)}, 'opened')`), false, 'nothing to report to once unregistered');
   await sdk.publishToInterests(['alerts'], { web: { notification: { title: 'After unregister' } } });
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(fake.messagesFor(subscription.id).length, 1, 'an unregistered device gets nothing');

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { redisSpec } from '../../server/cluster/redis-connection';
 import type { PublishRecord, PushStore } from '../../server/push/PushStore';
@@ -196,7 +197,7 @@ function contract(name: string, h: Harness): void {
       const p = publish();
       await s.store.createPublish(a, p, { deviceIds: [...devices.map((d) => d.id), devices[0].id], skippedOnline: 2 });
       let st = await s.store.publish(a, p.id);
-      assert.deepEqual({ ...st, payload: undefined }, { ...p, payload: undefined, status: 'delivering', targeted: 6, sent: 0, skippedOnline: 2, expired: 0, failed: 0, pending: 4 });
+      assert.deepEqual({ ...st, payload: undefined }, { ...p, payload: undefined, status: 'delivering', targeted: 6, sent: 0, skippedOnline: 2, expired: 0, failed: 0, pending: 4, delivered: 0, opened: 0 });
       assert.equal(await s.store.nextDueAt(a), 1000);
 
       const claimed = await s.store.claimDeliveries(a, 1000, 3, 5000);
@@ -312,6 +313,39 @@ function contract(name: string, h: Harness): void {
       assert.equal((await store.claimScheduled(a, 9000, 10, 20000))[0]?.id, later.id);
     });
 
+    void test('reports: once per device and publish, opened counts as delivered too, only devices the publish targeted', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const [d1, d2, other] = [device(), device(), device()];
+      for (const d of [d1, d2, other]) await s.store.registerDevice(a, d);
+      const p = publish();
+      await s.store.createPublish(a, p, { deviceIds: [d1.id, d2.id], skippedOnline: 0 });
+      // A worker may report before the send is recorded (the push service answers after delivering): the
+      // row is still pending, and the report counts.
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'delivered'), 'counted');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'delivered'), 'repeat');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'opened'), 'counted');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'opened'), 'repeat');
+      assert.equal(await s.store.recordReport(a, p.id, d2.endpoint, 'opened'), 'counted', 'a click whose delivered report was lost');
+      assert.equal(await s.store.recordReport(a, p.id, d2.endpoint, 'delivered'), 'repeat');
+      assert.equal(await s.store.recordReport(a, p.id, other.endpoint, 'delivered'), 'unknown', 'not targeted');
+      assert.equal(await s.store.recordReport(a, p.id, 'https://push.example.com/nobody', 'delivered'), 'unknown');
+      assert.equal(await s.store.recordReport(a, 'pubid-none', d1.endpoint, 'delivered'), 'unknown');
+      assert.equal(await s.store.recordReport(appId(), p.id, d1.endpoint, 'delivered'), 'unknown', 'apps are separate');
+      let st = await s.store.publish(a, p.id);
+      assert.deepEqual([st?.delivered, st?.opened, st?.sent, st?.pending], [2, 2, 0, 2]);
+
+      const rows = await s.store.claimDeliveries(a, 1000, 10, 5000);
+      await s.store.finishDeliveries(a, rows.map((r) => ({ publishId: r.publishId, deviceId: r.deviceId, outcome: 'sent' as const })), 2000);
+      const store = await s.reopen();
+      st = await store.publish(a, p.id);
+      assert.deepEqual([st?.status, st?.sent, st?.delivered, st?.opened], ['done', 2, 2, 2], 'kept through the sends and a reopen');
+      assert.equal(await store.recordReport(a, p.id, d1.endpoint, 'opened'), 'repeat');
+      await store.prune(a, 3000);
+      assert.equal(await store.recordReport(a, p.id, d1.endpoint, 'opened'), 'unknown', 'pruned with its publish');
+    });
+
     void test('a 10 000-device publish is stored in one go and claimed in batches', async (t) => {
       const s = await h.start(t);
       if (!s) return;
@@ -384,6 +418,30 @@ void test('sqlite: reopening releases the leases of the previous run at once', a
   assert.equal((await store.claimDeliveries(a, Date.now(), 10, leaseUntil)).length, 1);
 });
 
+void test('sqlite: a file written before reports existed gets their columns at open', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-push-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'push.sqlite');
+  const a = appId();
+  const d = device();
+  const p = publish();
+  const first = new SqlitePushStore(file);
+  await first.open();
+  await first.registerDevice(a, d);
+  await first.createPublish(a, p, { deviceIds: [d.id], skippedOnline: 0 });
+  await first.close();
+  // As an older Herald left the file: the tables without the report columns.
+  const raw = new Database(file);
+  for (const [table, column] of [['publishes', 'delivered'], ['publishes', 'opened'], ['deliveries', 'reported']]) raw.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`);
+  raw.close();
+  const store = new SqlitePushStore(file);
+  await store.open();
+  t.after(() => store.close());
+  assert.equal(await store.recordReport(a, p.id, d.endpoint, 'opened'), 'counted');
+  const st = await store.publish(a, p.id);
+  assert.deepEqual([st?.pending, st?.delivered, st?.opened], [1, 1, 1]);
+});
+
 void test('sqlite: a second process on the same file is refused', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-push-lock-'));
   const file = join(dir, 'push.sqlite');
@@ -423,4 +481,29 @@ void test('redis: devices stored before the idle index existed are still pruned'
   assert.equal(await store.device(a, old.id), null);
   assert.equal((await store.device(a, fresh.id))?.id, fresh.id);
   assert.equal(await raw.exists(`${prefix}push:{${a}}:seen:v1`), 1, 'indexed once');
+});
+
+void test('redis: pruning a publish deletes its reports with it', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const store = new RedisPushStore({ spec: redisSpec(REDIS_URL), prefix, log: pino({ level: 'silent' }) });
+  await store.open();
+  const raw = redisClient();
+  t.after(async () => {
+    await store.close();
+    await deleteKeys(prefix);
+    await raw.quit();
+  });
+  const a = appId();
+  const d = device();
+  const p = publish();
+  await store.registerDevice(a, d);
+  await store.createPublish(a, p, { deviceIds: [d.id], skippedOnline: 0 });
+  assert.equal(await store.recordReport(a, p.id, d.endpoint, 'delivered'), 'counted');
+  const reports = `${prefix}push:{${a}}:rep:${p.id}`;
+  assert.equal(await raw.exists(reports), 1);
+  const [row] = await store.claimDeliveries(a, 1000, 10, 5000);
+  await store.finishDeliveries(a, [{ publishId: row.publishId, deviceId: row.deviceId, outcome: 'sent' }], 2000);
+  await store.prune(a, 3000);
+  assert.equal(await raw.exists(reports), 0);
 });

@@ -71,7 +71,7 @@ export async function registerDevice(h: TestHerald, fake: FakePushService, inter
 }
 
 /** What `GET /push/publishes/:id` answers: the store's counts, under the API's `publishId`. */
-export type PublishCounts = Pick<PublishStatus, 'status' | 'targeted' | 'sent' | 'skippedOnline' | 'expired' | 'failed' | 'pending'> & { publishId: string };
+export type PublishCounts = Pick<PublishStatus, 'status' | 'targeted' | 'sent' | 'skippedOnline' | 'expired' | 'failed' | 'pending' | 'delivered' | 'opened'> & { publishId: string };
 
 /** The publish's status once `done(status)` holds (polls the status API). */
 export async function publishStatus(h: TestHerald, publishId: string, done: (s: PublishCounts) => boolean = (s) => s.status === 'done', timeoutMs = 10000): Promise<PublishCounts> {

@@ -47,6 +47,8 @@ void test('publish to interests: 202, one decrypted push per device however many
     expired: 0,
     failed: 0,
     pending: 0,
+    delivered: 0,
+    opened: 0,
   });
   assert.equal(fake.messagesFor(both.sub.id).length, 1, 'one push for a device on both interests');
   assert.equal(fake.messagesFor(other.sub.id).length, 0);
@@ -61,6 +63,50 @@ void test('publish to interests: 202, one decrypted push per device however many
   assert.equal(m.vapid.claims.aud, fake.origin);
   assert.equal(m.vapid.claims.sub, PUSH_SUBJECT);
   assert.equal(fake.rejections.length, 0);
+});
+
+void test('service worker reports: delivered and opened counted once per device, only for devices the publish targeted', async (t) => {
+  const { h, fake } = await setup(t);
+  const a = await registerDevice(h, fake, ['news']);
+  const b = await registerDevice(h, fake, ['news']);
+  const other = await registerDevice(h, fake, ['weather']);
+  const r = await signed<{ publishId: string }>(h, 'POST', '/push/interests', { interests: ['news'], web });
+  assert.equal(r.status, 202);
+  await publishStatus(h, r.body.publishId);
+  const publishId = r.body.publishId;
+  const report = (endpoint: string, kind: unknown, id: unknown = publishId) => deviceApi<{ error?: string }>(h, 'POST', '/reports', { publishId: id, endpoint, report: kind });
+
+  assert.equal((await report(a.sub.endpoint, 'delivered')).status, 204);
+  assert.equal((await report(a.sub.endpoint, 'delivered')).status, 204, 'a repeat is answered alike, and not counted');
+  assert.equal((await report(a.sub.endpoint, 'opened')).status, 204);
+  // herald-sw.js sends text/plain, which needs no CORS preflight.
+  const plain = await fetch(`${h.baseUrl}/push/v1/${h.app.key}/reports`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain;charset=UTF-8', origin: 'https://app.example.com' },
+    body: JSON.stringify({ publishId, endpoint: b.sub.endpoint, report: 'delivered' }),
+  });
+  assert.equal(plain.status, 204);
+  assert.equal(plain.headers.get('access-control-allow-origin'), 'https://app.example.com');
+
+  let bad = await report(other.sub.endpoint, 'delivered');
+  assert.equal(bad.status, 404, 'a device the publish did not target');
+  assert.match(bad.body.error ?? '', /No push of publish/);
+  assert.equal((await report(a.sub.endpoint, 'delivered', 'pubid-unknown')).status, 404);
+  bad = await report(a.sub.endpoint, 'seen');
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error ?? '', /report must be "delivered" or "opened"/);
+  bad = await report(a.sub.endpoint, 'opened', '../x');
+  assert.match(bad.body.error ?? '', /publishId must be/);
+  bad = await report('', 'opened');
+  assert.match(bad.body.error ?? '', /endpoint must be/);
+  bad = await deviceApi<{ error?: string }>(h, 'POST', '/reports', ['not', 'an', 'object']);
+  assert.equal(bad.status, 400);
+  const notJson = await fetch(`${h.baseUrl}/push/v1/${h.app.key}/reports`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{' });
+  assert.equal(notJson.status, 400);
+
+  const st = await publishStatus(h, publishId);
+  assert.deepEqual([st.targeted, st.sent, st.delivered, st.opened], [2, 2, 2, 1]);
+  assert.equal((await deviceApi(h, 'GET', '/vapid-public-key')).status, 200, 'still serving');
 });
 
 void test('publish to users, delete a user, test a device', async (t) => {

@@ -29,6 +29,24 @@ export class PushError extends Error {
   }
 }
 
+/**
+ * Where herald-sw.js finds what it needs to report pushes (delivered, opened): Cache Storage is shared by
+ * the page and its service worker, and outlives a worker that the browser stopped. `null` forgets it.
+ */
+const REPORT_CACHE = 'herald-push';
+const REPORT_CONFIG = '/__herald/push-report';
+
+async function saveReportConfig(config: { reportUrl: string; endpoint: string } | null): Promise<void> {
+  if (typeof caches === 'undefined') return;
+  try {
+    const cache = await caches.open(REPORT_CACHE);
+    if (config === null) await cache.delete(REPORT_CONFIG);
+    else await cache.put(REPORT_CONFIG, new Response(JSON.stringify(config), { headers: { 'content-type': 'application/json' } }));
+  } catch {
+    // Cache Storage refused (a private window's quota, say): pushes still arrive, they are just not reported.
+  }
+}
+
 export class PushClient {
   private readonly store: DeviceStore;
 
@@ -82,6 +100,7 @@ export class PushClient {
     if (typeof deviceId !== 'string' || deviceId === '') throw new PushError('Herald sent no deviceId');
     const previous = this.store.get();
     this.store.set(deviceId);
+    await saveReportConfig({ reportUrl: `${this.base()}/reports`, endpoint: subscription.endpoint });
     if (previous !== deviceId) await this.deviceChanged();
     return deviceId;
   }
@@ -113,6 +132,7 @@ export class PushClient {
     const sub = reg ? await reg.pushManager.getSubscription() : null;
     if (sub) await sub.unsubscribe();
     this.store.set(null);
+    await saveReportConfig(null);
   }
 
   private requireDevice(): string {
