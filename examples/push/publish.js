@@ -26,7 +26,11 @@ async function main() {
   // Give the push worker a moment, then report where the deliveries stand.
   await sleep(1500);
   const status = await herald.getPublish(publishId);
-  console.log(`published "${title}" (${publishId}): ${status.sent} pushed, ${status.skippedOnline} live, ${status.pending} pending, ${status.failed} failed`);
+  // delivered / opened: what the service workers reported back so far (herald-sw.js does it by itself).
+  console.log(
+    `published "${title}" (${publishId}): ${status.sent} pushed, ${status.skippedOnline} live, ${status.pending} pending, ${status.failed} failed; ` +
+      `${status.delivered} delivered, ${status.opened} opened so far`,
+  );
   herald.close();
 }
 

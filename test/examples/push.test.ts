@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald } from '../helpers/herald';
 import { FakePushService } from '../helpers/FakePushService';
+import { publishStatus } from '../helpers/push';
 import { ensureBrowserBundle, launchBrowser, openPage } from '../sdk/helpers/browser';
 import { heraldEnv, runExample, startExample } from '../sdk/helpers/examples';
 import { serviceWorkerOf, stubPushManager, waitForNotification } from '../sdk/helpers/push';
@@ -59,4 +60,9 @@ void test('push example: live with the tab open, a notification once it is close
   const { title, body, deep_link } = payload.notification;
   await worker.send({ ...payload, notification: { title, body, deep_link } });
   await waitForNotification(viewer, 'Big news');
+
+  // The example's worker is herald-sw.js: it reported the push back, so the publish counts it delivered.
+  const publishId = (payload as unknown as { data: { pusher: { publishId: string } } }).data.pusher.publishId;
+  const st = await publishStatus(h, publishId, (s) => s.delivered === 1);
+  assert.deepEqual([st.sent, st.delivered, st.opened], [1, 1, 0]);
 });
