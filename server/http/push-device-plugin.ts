@@ -8,6 +8,8 @@ import { originAllowed } from '../ws/origin';
 type DeviceRequest = FastifyRequest<{ Params: { appKey: string; deviceId?: string; interest?: string } }>;
 
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
+/** Service worker reports: rate-limited apart from the rest of the device API (see reportsPerIpPerSecond). */
+const REPORTS_ROUTE = '/push/v1/:appKey/reports';
 
 function appOf(req: FastifyRequest): AppOptions {
   if (!req.heraldApp) throw new HeraldError('SERVER_ERROR', 'request reached a handler without an app');
@@ -52,10 +54,12 @@ export async function pushDevicePlugin(fastify: FastifyInstance, opts: { gateway
     if (req.method === 'OPTIONS') return;
     const app = appOf(req);
     service().requireEnabled(app);
-    const limit = service().config.deviceRequestsPerIpPerSecond;
+    const { config } = service();
+    const report = req.routeOptions.url === REPORTS_ROUTE;
+    const limit = report ? config.reportsPerIpPerSecond : config.deviceRequestsPerIpPerSecond;
     if (limit >= 0) {
-      const wait = await gateway.state.takeRate(app.id, `push-ip:${req.ip}`, limit, 1);
-      if (wait > 0) fail('RATE_LIMITED', `More than ${limit} push device requests per second from this address`, wait);
+      const wait = await gateway.state.takeRate(app.id, `${report ? 'push-report-ip' : 'push-ip'}:${req.ip}`, limit, 1);
+      if (wait > 0) fail('RATE_LIMITED', `More than ${limit} push ${report ? 'reports' : 'device requests'} per second from this address`, wait);
     }
   });
 
@@ -94,7 +98,7 @@ export async function pushDevicePlugin(fastify: FastifyInstance, opts: { gateway
     return {};
   });
 
-  fastify.post('/push/v1/:appKey/reports', async (req: DeviceRequest, reply: FastifyReply) => {
+  fastify.post(REPORTS_ROUTE, async (req: DeviceRequest, reply: FastifyReply) => {
     await service().report(appOf(req), req.body);
     return reply.code(204).send();
   });

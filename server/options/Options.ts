@@ -59,6 +59,7 @@ export interface PushOptions {
   requestTimeoutMs?: number;
   maxAttempts?: number;
   deviceRequestsPerIpPerSecond?: number;
+  reportsPerIpPerSecond?: number;
   publishRetentionSeconds?: number;
   deviceIdleDays?: number;
 }

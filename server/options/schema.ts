@@ -172,6 +172,7 @@ export const configSchema = {
         requestTimeoutMs: { type: 'integer', minimum: 100, default: 15000, description: 'Total deadline of one push request.' },
         maxAttempts: { type: 'integer', minimum: 1, default: 8, description: 'Attempts per device (429, 5xx and network errors are retried with backoff while the TTL lasts).' },
         deviceRequestsPerIpPerSecond: { type: 'integer', minimum: -1, default: 20, description: 'Device API requests per client address per second, per app, across the cluster (-1: unlimited); over it, 429.' },
+        reportsPerIpPerSecond: { type: 'integer', minimum: -1, default: 1000, description: 'Service worker reports (`POST /push/v1/:appKey/reports`, delivered and opened) per client address per second, per app, across the cluster (-1: unlimited): a budget apart from the device API, since every browser behind one address reports the same publish at once; over it, 429 and the report is lost.' },
         publishRetentionSeconds: { type: 'integer', minimum: 60, default: 604800, description: 'How long finished publishes (and their status) are kept.' },
         deviceIdleDays: { type: 'integer', minimum: 0, default: 60, description: 'A device not registered again for this many days is deleted with its interests (the browser SDK registers on every `register()` call, so call it on each visit); 0 keeps devices until the push service reports them gone.' },
       },

@@ -21,6 +21,7 @@ export const PUSH_DEFAULTS = {
   requestTimeoutMs: 15_000,
   maxAttempts: 8,
   deviceRequestsPerIpPerSecond: 20,
+  reportsPerIpPerSecond: 1000,
   publishRetentionSeconds: 7 * 86_400,
   deviceIdleDays: 60,
 } as const;
@@ -44,6 +45,11 @@ export interface PushConfig {
   requestTimeoutMs: number;
   maxAttempts: number;
   deviceRequestsPerIpPerSecond: number;
+  /**
+   * Service worker reports per client address per second: a budget of their own, because one publish makes
+   * every browser behind a shared address (an office, a carrier's NAT) report within the same second.
+   */
+  reportsPerIpPerSecond: number;
   publishRetentionSeconds: number;
   /** Devices not registered again for this long are deleted; 0: never. */
   deviceIdleDays: number;
@@ -107,6 +113,7 @@ export function resolvePushConfig(options: Pick<HeraldOptions, 'push' | 'apps'>)
     requestTimeoutMs: top?.requestTimeoutMs ?? PUSH_DEFAULTS.requestTimeoutMs,
     maxAttempts: top?.maxAttempts ?? PUSH_DEFAULTS.maxAttempts,
     deviceRequestsPerIpPerSecond: top?.deviceRequestsPerIpPerSecond ?? PUSH_DEFAULTS.deviceRequestsPerIpPerSecond,
+    reportsPerIpPerSecond: top?.reportsPerIpPerSecond ?? PUSH_DEFAULTS.reportsPerIpPerSecond,
     publishRetentionSeconds: top?.publishRetentionSeconds ?? PUSH_DEFAULTS.publishRetentionSeconds,
     deviceIdleDays: top?.deviceIdleDays ?? PUSH_DEFAULTS.deviceIdleDays,
   };

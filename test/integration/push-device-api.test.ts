@@ -176,6 +176,21 @@ void test('the device API is rate-limited per client address → 429 with Retry-
   assert.equal(other.status, 200);
 });
 
+void test('service worker reports have a budget per address apart from the device API', async (t) => {
+  const { h } = await setup(t, { options: pushOptions({ deviceRequestsPerIpPerSecond: 1, reportsPerIpPerSecond: 4 }) });
+  // Well-formed reports of a publish that does not exist: each is answered 404 while within the budget.
+  const report = () => deviceApi<{ error: string }>(h, 'POST', '/reports', { publishId: 'pubid-none', endpoint: 'https://push.example.com/x', report: 'delivered' });
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) statuses.push((await report()).status);
+  // A second boundary may fall inside the loop: at least the budget passes and at least one is refused.
+  assert.ok(statuses.filter((s) => s === 404).length >= 4, statuses.join());
+  assert.ok(statuses.includes(429), statuses.join());
+  const refused = await report();
+  if (refused.status === 429) assert.match(refused.body.error, /More than 4 push reports per second/);
+  // The device API's own budget (1 per second) was not spent by the reports.
+  assert.equal((await deviceApi(h, 'GET', '/vapid-public-key')).status, 200);
+});
+
 void test('a device not registered again within deviceIdleDays is deleted by the push worker; a current one stays', async (t) => {
   const { h, fake } = await setup(t, { options: pushOptions({ deviceIdleDays: 30 }), backends: { push: { pruneEveryMs: 50 } } });
   const push = h.server.push;
