@@ -130,7 +130,7 @@ export class HeraldServer {
           this.gateway.state,
           backends.push?.store ?? createPushStore(options, log),
           log.child({ component: 'push' }),
-          { pushSent: (appId, outcome) => this.metrics.pushSent(appId, outcome), report: (appId, detail) => this.debugConsole.report(appId, 'push', { detail }) },
+          { pushSent: (appId, outcome) => this.metrics.pushSent(appId, outcome), pushReported: (appId, report) => this.metrics.pushReported(appId, report), report: (appId, detail) => this.debugConsole.report(appId, 'push', { detail }) },
           backends.push,
         )
       : null;

@@ -54,6 +54,7 @@ export class Metrics implements GatewayObserver {
   private readonly httpSeries = new Map<string, Map<string, Map<number, { n: number }>>>();
   private readonly triggerLatency: PendingHistogram;
   private readonly pushSends: Tally<'app_id' | 'outcome'>;
+  private readonly pushReports: Tally<'app_id' | 'report'>;
 
   constructor(gateway: Gateway, webhooks: WebhookStatsSource) {
     const registers = [this.registry];
@@ -128,6 +129,7 @@ export class Metrics implements GatewayObserver {
     );
     this.defineWebhookMetrics(gateway, webhooks);
     this.pushSends = counter('herald_push_sends_total', 'Web Push sends, by outcome', ['app_id', 'outcome']);
+    this.pushReports = counter('herald_push_reports_total', 'Devices whose service worker reported a push delivered, or its notification opened (once per device and publish)', ['app_id', 'report']);
   }
 
   /**
@@ -255,5 +257,10 @@ export class Metrics implements GatewayObserver {
   /** Push: one send to one subscription ended with `outcome`. */
   pushSent(appId: string, outcome: PushSendOutcome): void {
     this.pushSends.add(`${appId}\n${outcome}`, { app_id: appId, outcome });
+  }
+
+  /** Push: a service worker's report counted (`delivered` or `opened`). */
+  pushReported(appId: string, report: 'delivered' | 'opened'): void {
+    this.pushReports.add(`${appId}\n${report}`, { app_id: appId, report });
   }
 }

@@ -15,7 +15,7 @@ import type { PreparedPush, PushFallback } from './PushFallback';
 import { buildPayload, parseDeliverAt, parseInterests, parseReport, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
 import { pushHostAllowed, type PushConfig } from './push-config';
 import { checkPushEndpoint, PushSender, type RetryDelayOptions } from './PushSender';
-import type { ClaimedDelivery, PublishKind, PublishRecord, PublishStatus, PushStore } from './PushStore';
+import { COUNT_BIT, type ClaimedDelivery, type PublishKind, type PublishRecord, type PublishStatus, type PushReport, type PushStore } from './PushStore';
 import { verifyPushToken } from './push-token';
 import { PushWorker, type AttemptOutcome } from './PushWorker';
 import { RedisPushStore } from './RedisPushStore';
@@ -35,6 +35,8 @@ export interface PushTuning {
 /** Where push reports: Prometheus metrics and the debug console (both optional). */
 export interface PushReporting {
   pushSent?(appId: string, outcome: AttemptOutcome): void;
+  /** A service worker's report moved a publish's `delivered` or `opened` count (repeats move none). */
+  pushReported?(appId: string, report: PushReport): void;
   report?(appId: string, detail: string): void;
 }
 
@@ -43,6 +45,7 @@ export const PUSH_DB_FILE = 'push.sqlite';
 
 const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const PUBLISH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+const REPORTED: readonly PushReport[] = ['delivered', 'opened'];
 const PUBLISH_FIELDS = new Set(['interests', 'users', 'web', 'deliverAt', 'apns', 'fcm', 'webhookUrl']);
 
 interface Prepared extends PreparedPush {
@@ -337,8 +340,9 @@ export class PushService implements PushFallback {
    */
   async report(app: AppOptions, body: unknown): Promise<void> {
     const { publishId, endpoint, report } = parseReport(body);
-    const result = await this.store.recordReport(app.id, publishId, endpoint, report);
-    if (result === 'unknown') fail('NOT_FOUND', `No push of publish ${publishId} went to this subscription (or the publish is older than ${this.config.publishRetentionSeconds} s)`);
+    const counted = await this.store.recordReport(app.id, publishId, endpoint, report);
+    if (counted === null) fail('NOT_FOUND', `No push of publish ${publishId} went to this subscription (or the publish is older than ${this.config.publishRetentionSeconds} s)`);
+    for (const kind of REPORTED) if (counted & COUNT_BIT[kind]) this.reporting.pushReported?.(app.id, kind);
   }
 
   async publishStatus(app: AppOptions, publishId: string): Promise<Record<string, unknown>> {

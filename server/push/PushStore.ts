@@ -99,10 +99,12 @@ export interface PublishStatus extends PublishRecord {
 
 /** What a service worker reports of a push: it reached the device, or its notification was clicked. */
 export type PushReport = 'delivered' | 'opened';
-/** `counted`: the report moved a count; `repeat`: the device had reported as much; `unknown`: no such row. */
-export type ReportResult = 'counted' | 'repeat' | 'unknown';
-/** A report's bits in a delivery row; `opened` sets both (see the guarantees above). */
-export const REPORT_BITS: Record<PushReport, number> = { delivered: 1, opened: 3 };
+/** The bit of each count in a delivery row's reports. */
+export const COUNT_BIT: Record<PushReport, number> = { delivered: 1, opened: 2 };
+/** The bits a report sets: `opened` sets both (see the guarantees above). */
+export const REPORT_BITS: Record<PushReport, number> = { delivered: COUNT_BIT.delivered, opened: COUNT_BIT.delivered | COUNT_BIT.opened };
+/** The counts a report moved: the `COUNT_BIT`s it newly set (0 for a repeat). */
+export type ReportCounted = number;
 
 /** A delivery handed to a worker, with the device as it is now (null: deleted since). */
 export interface ClaimedDelivery {
@@ -179,9 +181,10 @@ export interface PushStore {
   finishDeliveries(appId: string, results: DeliveryResult[], now: number): Promise<void>;
   /**
    * Records a service worker's report for the device registered with `endpoint` (the push subscription's
-   * endpoint, which the worker knows and which is as secret as a device id).
+   * endpoint, which the worker knows and which is as secret as a device id). Resolves with the counts it
+   * moved, or null when the publish did not target that subscription (or is gone).
    */
-  recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportResult>;
+  recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportCounted | null>;
   /** Makes claimed deliveries due again at `now` without counting an attempt (graceful shutdown). */
   releaseDeliveries(appId: string, rows: { publishId: string; deviceId: string }[], now: number): Promise<void>;
   /** When the next delivery or scheduled publish is due (leased ones included), or null. */

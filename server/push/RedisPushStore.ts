@@ -34,7 +34,7 @@ import {
   type PublishStatus,
   type PushReport,
   type PushStore,
-  type ReportResult,
+  type ReportCounted,
   type SetUserResult,
   type StoredVapidKey,
 } from './PushStore';
@@ -315,10 +315,10 @@ export class RedisPushStore implements PushStore {
     };
   }
 
-  async recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportResult> {
+  async recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportCounted | null> {
     const P = this.appPrefix(appId);
-    const r = await this.cmd.pushReport(`${P}ep`, `${P}r:${publishId}`, `${P}p:${publishId}`, P, endpoint, REPORT_BITS[report], publishId);
-    return r === 1 ? 'counted' : r === 0 ? 'repeat' : 'unknown';
+    const added = await this.cmd.pushReport(`${P}ep`, `${P}r:${publishId}`, `${P}p:${publishId}`, P, endpoint, REPORT_BITS[report], publishId);
+    return added < 0 ? null : added;
   }
 
   async claimDeliveries(appId: string, now: number, limit: number, leaseUntil: number): Promise<ClaimedDelivery[]> {

@@ -13,6 +13,7 @@ import type Database from 'better-sqlite3';
 import { openNodeSqlite } from '../storage/node-sqlite';
 import type { Urgency } from './PushSender';
 import {
+  COUNT_BIT,
   REPORT_BITS,
   type AddInterestResult,
   type ClaimedDelivery,
@@ -23,7 +24,7 @@ import {
   type PublishStatus,
   type PushReport,
   type PushStore,
-  type ReportResult,
+  type ReportCounted,
   type SetUserResult,
   type StoredVapidKey,
 } from './PushStore';
@@ -485,16 +486,16 @@ export class SqlitePushStore implements PushStore {
     })();
   }
 
-  async recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportResult> {
+  async recordReport(appId: string, publishId: string, endpoint: string, report: PushReport): Promise<ReportCounted | null> {
     const bits = REPORT_BITS[report];
-    return this.conn.transaction((): ReportResult => {
+    return this.conn.transaction((): ReportCounted | null => {
       const row = this.s.reportRow.get(appId, endpoint, publishId) as { device_id: string; reported: number } | undefined;
-      if (!row) return 'unknown';
+      if (!row) return null;
       const added = bits & ~row.reported;
-      if (added === 0) return 'repeat';
+      if (added === 0) return 0;
       this.s.setReported.run({ app: appId, id: publishId, deviceId: row.device_id, bits });
-      this.s.countReport.run({ app: appId, id: publishId, delivered: added & 1, opened: (added & 2) >> 1 });
-      return 'counted';
+      this.s.countReport.run({ app: appId, id: publishId, delivered: added & COUNT_BIT.delivered ? 1 : 0, opened: added & COUNT_BIT.opened ? 1 : 0 });
+      return added;
     })();
   }
 

@@ -227,7 +227,7 @@ return 1
 /**
  * KEYS: ep, rows, publish. ARGV: P, endpoint, report bits, publish id. A service worker's report: the
  * device's bits go to \`P rep:<publish>\` and each newly set bit counts once (1 delivered, 2 opened)
- * → 1 counted, 0 repeat, -1 no such device in the publish.
+ * → the bits newly set (0: a repeat), -1 no such device in the publish.
  */
 const REPORT = `
 local id = redis.call('HGET', KEYS[1], ARGV[2])
@@ -239,7 +239,7 @@ if added == 0 then return 0 end
 redis.call('HSET', rep, id, bit.bor(old, added))
 if bit.band(added, 1) ~= 0 then redis.call('HINCRBY', KEYS[3], 'delivered', 1) end
 if bit.band(added, 2) ~= 0 then redis.call('HINCRBY', KEYS[3], 'opened', 1) end
-return 1
+return added
 `;
 
 /** Signatures once defined with ioredis `defineCommand`. */

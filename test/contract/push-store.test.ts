@@ -323,16 +323,16 @@ function contract(name: string, h: Harness): void {
       await s.store.createPublish(a, p, { deviceIds: [d1.id, d2.id], skippedOnline: 0 });
       // A worker may report before the send is recorded (the push service answers after delivering): the
       // row is still pending, and the report counts.
-      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'delivered'), 'counted');
-      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'delivered'), 'repeat');
-      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'opened'), 'counted');
-      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'opened'), 'repeat');
-      assert.equal(await s.store.recordReport(a, p.id, d2.endpoint, 'opened'), 'counted', 'a click whose delivered report was lost');
-      assert.equal(await s.store.recordReport(a, p.id, d2.endpoint, 'delivered'), 'repeat');
-      assert.equal(await s.store.recordReport(a, p.id, other.endpoint, 'delivered'), 'unknown', 'not targeted');
-      assert.equal(await s.store.recordReport(a, p.id, 'https://push.example.com/nobody', 'delivered'), 'unknown');
-      assert.equal(await s.store.recordReport(a, 'pubid-none', d1.endpoint, 'delivered'), 'unknown');
-      assert.equal(await s.store.recordReport(appId(), p.id, d1.endpoint, 'delivered'), 'unknown', 'apps are separate');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'delivered'), 1, 'delivered counted');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'delivered'), 0, 'a repeat');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'opened'), 2, 'opened counted');
+      assert.equal(await s.store.recordReport(a, p.id, d1.endpoint, 'opened'), 0);
+      assert.equal(await s.store.recordReport(a, p.id, d2.endpoint, 'opened'), 3, 'a click whose delivered report was lost counts both');
+      assert.equal(await s.store.recordReport(a, p.id, d2.endpoint, 'delivered'), 0);
+      assert.equal(await s.store.recordReport(a, p.id, other.endpoint, 'delivered'), null, 'not targeted');
+      assert.equal(await s.store.recordReport(a, p.id, 'https://push.example.com/nobody', 'delivered'), null);
+      assert.equal(await s.store.recordReport(a, 'pubid-none', d1.endpoint, 'delivered'), null);
+      assert.equal(await s.store.recordReport(appId(), p.id, d1.endpoint, 'delivered'), null, 'apps are separate');
       let st = await s.store.publish(a, p.id);
       assert.deepEqual([st?.delivered, st?.opened, st?.sent, st?.pending], [2, 2, 0, 2]);
 
@@ -341,9 +341,9 @@ function contract(name: string, h: Harness): void {
       const store = await s.reopen();
       st = await store.publish(a, p.id);
       assert.deepEqual([st?.status, st?.sent, st?.delivered, st?.opened], ['done', 2, 2, 2], 'kept through the sends and a reopen');
-      assert.equal(await store.recordReport(a, p.id, d1.endpoint, 'opened'), 'repeat');
+      assert.equal(await store.recordReport(a, p.id, d1.endpoint, 'opened'), 0);
       await store.prune(a, 3000);
-      assert.equal(await store.recordReport(a, p.id, d1.endpoint, 'opened'), 'unknown', 'pruned with its publish');
+      assert.equal(await store.recordReport(a, p.id, d1.endpoint, 'opened'), null, 'pruned with its publish');
     });
 
     void test('a 10 000-device publish is stored in one go and claimed in batches', async (t) => {
@@ -437,7 +437,7 @@ void test('sqlite: a file written before reports existed gets their columns at o
   const store = new SqlitePushStore(file);
   await store.open();
   t.after(() => store.close());
-  assert.equal(await store.recordReport(a, p.id, d.endpoint, 'opened'), 'counted');
+  assert.equal(await store.recordReport(a, p.id, d.endpoint, 'opened'), 3);
   const st = await store.publish(a, p.id);
   assert.deepEqual([st?.pending, st?.delivered, st?.opened], [1, 1, 1]);
 });
@@ -499,7 +499,7 @@ void test('redis: pruning a publish deletes its reports with it', async (t) => {
   const p = publish();
   await store.registerDevice(a, d);
   await store.createPublish(a, p, { deviceIds: [d.id], skippedOnline: 0 });
-  assert.equal(await store.recordReport(a, p.id, d.endpoint, 'delivered'), 'counted');
+  assert.equal(await store.recordReport(a, p.id, d.endpoint, 'delivered'), 1);
   const reports = `${prefix}push:{${a}}:rep:${p.id}`;
   assert.equal(await raw.exists(reports), 1);
   const [row] = await store.claimDeliveries(a, 1000, 10, 5000);

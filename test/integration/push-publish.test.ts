@@ -106,6 +106,9 @@ void test('service worker reports: delivered and opened counted once per device,
 
   const st = await publishStatus(h, publishId);
   assert.deepEqual([st.targeted, st.sent, st.delivered, st.opened], [2, 2, 2, 1]);
+  const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
+  const reported = (kind: string) => new RegExp(`^herald_push_reports_total\\{app_id="${h.app.id}",report="${kind}"\\} (\\d+)$`, 'm').exec(metrics)?.[1];
+  assert.deepEqual([reported('delivered'), reported('opened')], ['2', '1'], 'counted reports only, not repeats');
   assert.equal((await deviceApi(h, 'GET', '/vapid-public-key')).status, 200, 'still serving');
 });
 
