@@ -75,6 +75,7 @@ export const ERRORS = {
   PUSH_NOT_CONFIGURED: { status: 501, pusherCode: null, message: 'Push is not configured on this server' },
   PUSH_TOKEN_INVALID: { status: 401, pusherCode: null, message: 'Missing or invalid push user token' },
   PUSH_USER_CONFLICT: { status: 409, pusherCode: null, message: 'Device is already bound to another user; delete it and register again' },
+  PUSH_ENDPOINT_CONFLICT: { status: 409, pusherCode: null, message: 'That subscription is already registered as another device' },
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorName = keyof typeof ERRORS;

@@ -1,4 +1,4 @@
-/* global self, clients, caches, fetch, AbortSignal, URL */
+/* global self, clients, caches, fetch, AbortSignal, Response, btoa, URL */
 /**
  * Herald's service worker for Web Push (push.md §1.4). Serve it from your site's root (its scope must
  * cover your pages) and register it with `herald.push.register({ serviceWorker: '/herald-sw.js' })`, or
@@ -12,33 +12,47 @@
  *   site, or the worker's scope).
  * - `self.heraldOnPush = (payload, event) => promise|boolean` runs first; return false to show nothing.
  * - Reports each push of a Herald publish as `delivered`, and a click on its notification as `opened`, to
- *   Herald's device API, so the publish's status counts them. `herald.push.register()` leaves the report
- *   address and this browser's subscription endpoint in Cache Storage (`herald-push`); before that, or
- *   after `unregister()`, nothing is reported. A report that fails is dropped: it never holds a
- *   notification back. `self.heraldReport(publishId, 'delivered' | 'opened')` sends one by hand.
+ *   Herald's device API, so the publish's status counts them. A report that fails is dropped: it never
+ *   holds a notification back. `self.heraldReport(publishId, 'delivered' | 'opened')` sends one by hand.
+ * - When the browser replaces the push subscription (`pushsubscriptionchange`), moves the device to the new
+ *   one, so it keeps its interests and user and is not lost when the old endpoint stops working.
+ * Both use what `herald.push.register()` leaves in Cache Storage (`herald-push`): Herald's device API
+ * address and this browser's subscription. Before that, or after `unregister()`, they do nothing.
  */
 'use strict';
 
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(clients.claim()));
 
-// Where herald.push.register() keeps { reportUrl, endpoint } for this worker (see the SDK's PushClient).
-const REPORT_CACHE = 'herald-push';
-const REPORT_CONFIG = '/__herald/push-report';
-const REPORT_TIMEOUT_MS = 10000;
+// Where herald.push.register() keeps { reportUrl, subscriptionUrl, endpoint } for this worker (see the
+// SDK's PushClient).
+const WORKER_CACHE = 'herald-push';
+const WORKER_CONFIG = '/__herald/push-config';
+const REQUEST_TIMEOUT_MS = 10000;
 
-async function reportConfig() {
-  const cache = await caches.open(REPORT_CACHE);
-  const res = await cache.match(REPORT_CONFIG);
+async function workerConfig() {
+  const cache = await caches.open(WORKER_CACHE);
+  const res = await cache.match(WORKER_CONFIG);
   if (!res) return null;
   const config = await res.json();
-  return config && typeof config.reportUrl === 'string' && typeof config.endpoint === 'string' ? config : null;
+  const valid = config && ['reportUrl', 'subscriptionUrl', 'endpoint'].every((k) => typeof config[k] === 'string');
+  return valid ? config : null;
+}
+
+async function saveWorkerConfig(config) {
+  const cache = await caches.open(WORKER_CACHE);
+  await cache.put(WORKER_CONFIG, new Response(JSON.stringify(config), { headers: { 'content-type': 'application/json' } }));
+}
+
+// A request to Herald must not hold the worker for minutes when Herald is unreachable.
+function deadline() {
+  return typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(REQUEST_TIMEOUT_MS) : undefined;
 }
 
 async function heraldReport(publishId, report) {
   if (typeof publishId !== 'string' || publishId === '') return false;
   try {
-    const config = await reportConfig();
+    const config = await workerConfig();
     if (!config) return false;
     // text/plain: a simple request, so no CORS preflight for each report.
     const res = await fetch(config.reportUrl, {
@@ -47,8 +61,7 @@ async function heraldReport(publishId, report) {
       body: JSON.stringify({ publishId, endpoint: config.endpoint, report }),
       credentials: 'omit',
       keepalive: true,
-      // The push event waits for its report; an unreachable Herald must not hold the worker for minutes.
-      signal: typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(REPORT_TIMEOUT_MS) : undefined,
+      signal: deadline(),
     });
     return res.ok;
   } catch {
@@ -121,3 +134,37 @@ async function openTarget(event) {
 }
 
 self.addEventListener('notificationclick', (event) => event.waitUntil(handleClick(event)));
+
+function base64Url(buffer) {
+  let text = '';
+  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+// Firefox (and others) fire this when the push service replaces a subscription; the old endpoint then stops
+// working, and without this the device would be deleted at its next push (410) until the page registers
+// again. Some browsers hand over the new subscription; otherwise subscribe again with the old options.
+async function renewSubscription(event) {
+  try {
+    const config = await workerConfig();
+    if (!config) return;
+    const options = event.oldSubscription ? event.oldSubscription.options : null;
+    const subscription = event.newSubscription || (options ? await self.registration.pushManager.subscribe(options) : null);
+    if (!subscription) return;
+    const body = { subscription: subscription.toJSON() };
+    const key = (subscription.options && subscription.options.applicationServerKey) || (options && options.applicationServerKey);
+    if (key) body.vapidPublicKey = base64Url(key);
+    const res = await fetch(config.subscriptionUrl, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      credentials: 'omit',
+      signal: deadline(),
+    });
+    if (res.ok) await saveWorkerConfig({ ...config, endpoint: subscription.endpoint });
+  } catch {
+    // Nothing else to do here: the page's next push.register() registers the new subscription.
+  }
+}
+
+self.addEventListener('pushsubscriptionchange', (event) => event.waitUntil(renewSubscription(event)));

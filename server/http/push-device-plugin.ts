@@ -103,6 +103,10 @@ export async function pushDevicePlugin(fastify: FastifyInstance, opts: { gateway
     return reply.code(204).send();
   });
 
+  fastify.put('/push/v1/:appKey/devices/:deviceId/subscription', async (req: DeviceRequest) =>
+    service().renewSubscription(appOf(req), req.params.deviceId ?? '', req.body),
+  );
+
   fastify.put('/push/v1/:appKey/devices/:deviceId/user', async (req: DeviceRequest) =>
     service().bindUser(appOf(req), req.params.deviceId ?? '', req.headers.authorization),
   );

@@ -21,6 +21,7 @@ import { PushWorker, type AttemptOutcome } from './PushWorker';
 import { RedisPushStore } from './RedisPushStore';
 import { SqlitePushStore } from './SqlitePushStore';
 import { VapidKeyring } from './VapidKeyring';
+import type { VapidKey } from './vapid';
 
 /** Timings and backends a test (or an embedder) may change; the defaults suit production. */
 export interface PushTuning {
@@ -158,13 +159,7 @@ export class PushService implements PushFallback {
     const sub = parseSubscription(body.subscription, this.checkEndpoint);
     const interests = body.interests === undefined ? undefined : parseInterests(body.interests, MAX_INTERESTS_PER_DEVICE);
     const current = await this.keyring.current(app.id);
-    let key = current;
-    if (body.vapidPublicKey !== undefined) {
-      // The key the browser subscribed with, when it says: right even if a rotation happened meanwhile.
-      const named = typeof body.vapidPublicKey === 'string' ? await this.keyring.byPublicKey(app.id, body.vapidPublicKey) : null;
-      if (!named) fail('BAD_REQUEST', 'vapidPublicKey is not a key of this app: fetch vapid-public-key and subscribe again');
-      key = named;
-    }
+    const key = await this.subscribedKey(app, body.vapidPublicKey, current);
     const { deviceId, created } = await this.store.registerDevice(app.id, {
       id: `web-${randomUUID()}`,
       ...sub,
@@ -173,6 +168,28 @@ export class PushService implements PushFallback {
       now: Date.now(),
     });
     return { deviceId, created, vapidPublicKey: current.publicKey };
+  }
+
+  /** The key the browser subscribed with, when it says (right even if a rotation happened meanwhile), else `current`. */
+  private async subscribedKey(app: AppOptions, named: unknown, current: VapidKey): Promise<VapidKey> {
+    if (named === undefined) return current;
+    const key = typeof named === 'string' ? await this.keyring.byPublicKey(app.id, named) : null;
+    return key ?? fail('BAD_REQUEST', 'vapidPublicKey is not a key of this app: fetch vapid-public-key and subscribe again');
+  }
+
+  /**
+   * The browser replaced the device's push subscription (`pushsubscriptionchange`, sent by herald-sw.js): the
+   * device keeps its id, interests and user and is pushed at the new endpoint from now on.
+   */
+  async renewSubscription(app: AppOptions, deviceId: string, body: unknown): Promise<{ deviceId: string }> {
+    this.checkDeviceId(deviceId);
+    if (!isObject(body)) fail('BAD_REQUEST', 'Body must be { "subscription": {...}, "vapidPublicKey": "..." }');
+    const sub = parseSubscription(body.subscription, this.checkEndpoint);
+    const key = await this.subscribedKey(app, body.vapidPublicKey, await this.keyring.current(app.id));
+    const result = await this.store.renewSubscription(app.id, deviceId, { ...sub, keyId: key.id, now: Date.now() });
+    if (result === 'missing') this.deviceNotFound(deviceId);
+    if (result === 'conflict') fail('PUSH_ENDPOINT_CONFLICT');
+    return { deviceId };
   }
 
   private checkDeviceId(deviceId: string): void {

@@ -121,6 +121,17 @@ export type DeliveryResult =
   | { publishId: string; deviceId: string; outcome: 'retry'; nextAt: number };
 
 export type AddInterestResult = 'added' | 'exists' | 'full' | 'missing';
+/** `conflict`: the new endpoint is already another device's (its page registered it meanwhile). */
+export type RenewResult = 'ok' | 'missing' | 'conflict';
+
+/** A device's new push subscription, after the browser replaced the old one (`pushsubscriptionchange`). */
+export interface RenewedSubscription {
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+  keyId: string;
+  now: number;
+}
 export type SetUserResult = 'ok' | 'missing' | 'conflict';
 
 export interface PushStore {
@@ -143,6 +154,11 @@ export interface PushStore {
   /** Creates a device, or updates the one with this endpoint (keys, key id, interests if given). */
   registerDevice(appId: string, device: NewDevice): Promise<{ deviceId: string; created: boolean }>;
   device(appId: string, deviceId: string): Promise<DeviceRecord | null>;
+  /**
+   * Moves a device to a new subscription (endpoint and keys), keeping its id, interests and user: the old
+   * endpoint no longer reaches the browser. Counts as a registration for `pruneIdleDevices`.
+   */
+  renewSubscription(appId: string, deviceId: string, sub: RenewedSubscription): Promise<RenewResult>;
   /** Deletes a device with its interests and user link; false when it did not exist. */
   deleteDevice(appId: string, deviceId: string): Promise<boolean>;
   /** The device's interests, sorted; null for an unknown device. */

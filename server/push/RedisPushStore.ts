@@ -34,6 +34,8 @@ import {
   type PublishStatus,
   type PushReport,
   type PushStore,
+  type RenewedSubscription,
+  type RenewResult,
   type ReportCounted,
   type SetUserResult,
   type StoredVapidKey,
@@ -171,6 +173,12 @@ export class RedisPushStore implements PushStore {
       ...(d.interests ?? []),
     );
     return { deviceId, created: Number(created) === 1 };
+  }
+
+  async renewSubscription(appId: string, deviceId: string, sub: RenewedSubscription): Promise<RenewResult> {
+    const P = this.appPrefix(appId);
+    const r = await this.cmd.pushRenew(`${P}ep`, P, deviceId, sub.endpoint, sub.p256dh, sub.auth, sub.keyId, sub.now);
+    return r === 1 ? 'ok' : r === 2 ? 'conflict' : 'missing';
   }
 
   async device(appId: string, deviceId: string): Promise<DeviceRecord | null> {

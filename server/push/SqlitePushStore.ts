@@ -24,6 +24,8 @@ import {
   type PublishStatus,
   type PushReport,
   type PushStore,
+  type RenewedSubscription,
+  type RenewResult,
   type ReportCounted,
   type SetUserResult,
   type StoredVapidKey,
@@ -208,6 +210,7 @@ export class SqlitePushStore implements PushStore {
       ),
       updateDevice: db.prepare('UPDATE devices SET p256dh = ?, auth = ?, key_id = ?, updated_at = ? WHERE app_id = ? AND device_id = ?'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE app_id = ? AND device_id = ?'),
+      renewDevice: db.prepare('UPDATE devices SET endpoint = ?, p256dh = ?, auth = ?, key_id = ?, updated_at = ? WHERE app_id = ? AND device_id = ?'),
       idleDevices: db.prepare('SELECT device_id FROM devices WHERE app_id = ? AND updated_at < ? ORDER BY updated_at LIMIT ?'),
       interests: db.prepare('SELECT interest FROM device_interests WHERE app_id = ? AND device_id = ? ORDER BY interest'),
       interestCount: db.prepare('SELECT COUNT(*) AS n FROM device_interests WHERE app_id = ? AND device_id = ?'),
@@ -311,6 +314,16 @@ export class SqlitePushStore implements PushStore {
   private replaceInterests(appId: string, deviceId: string, interests: string[]): void {
     this.s.clearInterests.run(appId, deviceId);
     for (const i of interests) this.s.addInterest.run(appId, deviceId, i);
+  }
+
+  async renewSubscription(appId: string, deviceId: string, sub: RenewedSubscription): Promise<RenewResult> {
+    return this.conn.transaction((): RenewResult => {
+      if (!this.s.device.get(appId, deviceId)) return 'missing';
+      const owner = this.s.deviceByEndpoint.get(appId, sub.endpoint) as { device_id: string } | undefined;
+      if (owner && owner.device_id !== deviceId) return 'conflict';
+      this.s.renewDevice.run(sub.endpoint, sub.p256dh, sub.auth, sub.keyId, sub.now, appId, deviceId);
+      return 'ok';
+    })();
   }
 
   async device(appId: string, deviceId: string): Promise<DeviceRecord | null> {

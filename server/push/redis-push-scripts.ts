@@ -55,6 +55,24 @@ if ARGV[8] == '1' then set_interests(P, id, 9) end
 return {id, created}
 `;
 
+/**
+ * KEYS: ep. ARGV: P, id, endpoint, p256dh, auth, key id, now → 1 renewed, 0 unknown device, 2 the endpoint
+ * is another device's. The old endpoint stops naming the device; interests and user stay.
+ */
+const RENEW = `
+local P, id = ARGV[1], ARGV[2]
+local dk = P .. 'd:' .. id
+local old = redis.call('HGET', dk, 'endpoint')
+if not old then return 0 end
+local owner = redis.call('HGET', KEYS[1], ARGV[3])
+if owner and owner ~= id then return 2 end
+if redis.call('HGET', KEYS[1], old) == id then redis.call('HDEL', KEYS[1], old) end
+redis.call('HSET', KEYS[1], ARGV[3], id)
+redis.call('HSET', dk, 'endpoint', ARGV[3], 'p256dh', ARGV[4], 'auth', ARGV[5], 'keyId', ARGV[6], 'updatedAt', ARGV[7])
+redis.call('ZADD', P .. 'seen', ARGV[7], id)
+return 1
+`;
+
 /** KEYS: ep. ARGV: P, id → 1 deleted, 0 unknown. */
 const DELETE_DEVICE = `${DEVICE_FUNCTIONS}
 return delete_device(ARGV[1], ARGV[2])
@@ -259,6 +277,7 @@ export interface PushScriptCommands {
   pushFinish(due: string, rows: string, publish: string, done: string, member: string, device: string, outcome: string, nextAt: number, now: number, publishId: string): Promise<number>;
   pushExpand(rows: string, publish: string, due: string, publishId: string, dueAt: number, ...devices: string[]): Promise<number>;
   pushStart(publish: string, sched: string, done: string, publishId: string, now: number): Promise<number>;
+  pushRenew(ep: string, prefix: string, id: string, endpoint: string, p256dh: string, auth: string, keyId: string, now: number): Promise<number>;
   pushReport(ep: string, rows: string, publish: string, prefix: string, endpoint: string, bits: number, publishId: string): Promise<number>;
 }
 
@@ -279,4 +298,5 @@ export const PUSH_SCRIPTS: { name: keyof PushScriptCommands; keys: number; lua: 
   { name: 'pushExpand', keys: 3, lua: EXPAND },
   { name: 'pushStart', keys: 3, lua: START },
   { name: 'pushReport', keys: 3, lua: REPORT },
+  { name: 'pushRenew', keys: 1, lua: RENEW },
 ];

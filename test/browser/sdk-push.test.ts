@@ -166,6 +166,30 @@ void test('push.register → live delivery with no push; closed tab → notifica
   assert.deepEqual(await counts(), [1, 1], 'opened, reported by the click listener');
   await viewer.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => !n.some((x) => x.body === 'n=2'))`);
 
+  // The browser replaced the subscription (pushsubscriptionchange, as Firefox fires it): herald-sw.js moves
+  // the device to the new one, which is pushed from then on and reports with the new endpoint.
+  const renewed = fake.createSubscription(vapidPublicKey ?? publicKey);
+  const renewedJson = { endpoint: renewed.endpoint, expirationTime: null, keys: renewed.keys };
+  const keyBytes = [...Buffer.from((vapidPublicKey ?? publicKey) as string, 'base64url')];
+  const changed = await swHandle.evaluate<string[]>(`(async () => {
+    const json = ${JSON.stringify(renewedJson)};
+    const newSubscription = { endpoint: json.endpoint, options: { applicationServerKey: new Uint8Array(${JSON.stringify(keyBytes)}).buffer }, toJSON: () => json };
+    const waits = [];
+    for (const listener of self.heraldListeners.pushsubscriptionchange) listener({ oldSubscription: null, newSubscription, waitUntil: (p) => waits.push(p) });
+    return (await Promise.allSettled(waits)).map((r) => r.status);
+  })()`);
+  assert.deepEqual(changed, ['fulfilled'], 'herald-sw.js listens for subscription changes');
+  const third = await sdk.publishToInterests(['alerts'], { web: { notification: { title: 'Renewed', body: 'n=3' } } });
+  await fake.waitFor(2);
+  const [pushed] = fake.messagesFor(renewed.id);
+  assert.ok(pushed, 'pushed at the new subscription');
+  assert.equal(fake.messagesFor(subscription.id).length, 1, 'the old subscription gets no more');
+  await worker.send(JSON.parse(pushed.payload));
+  await waitForNotification(viewer, 'n=3');
+  const renewedCounts = async () => (await sdk.getPublish(third.publishId)).delivered;
+  for (let i = 0; i < 100 && (await renewedCounts()) !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await renewedCounts(), 1, 'reported with the new endpoint');
+
   await viewer.evaluate(`h.push.unregister()`);
   assert.equal(await viewer.evaluate(`h.push.deviceId`), null);
   assert.equal(await swHandle.evaluate(`self.heraldReport(${JSON.stringify(publishId)}, 'opened')`), false, 'nothing to report to once unregistered');

@@ -313,6 +313,37 @@ function contract(name: string, h: Harness): void {
       assert.equal((await store.claimScheduled(a, 9000, 10, 20000))[0]?.id, later.id);
     });
 
+    void test('a renewed subscription keeps the device, its interests and user; the old endpoint no longer names it', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const d = device(['news']);
+      const other = device();
+      await s.store.registerDevice(a, d);
+      await s.store.registerDevice(a, other);
+      assert.equal(await s.store.setUser(a, d.id, 'u1'), 'ok');
+      const renewed = { endpoint: `https://push.example.com/renewed-${randomBytes(4).toString('hex')}`, p256dh: 'BPnew', auth: 'newauth', keyId: 'k2', now: 5000 };
+      assert.equal(await s.store.renewSubscription(a, d.id, renewed), 'ok');
+      const rec = await s.store.device(a, d.id);
+      assert.deepEqual(
+        [rec?.endpoint, rec?.p256dh, rec?.auth, rec?.keyId, rec?.createdAt, rec?.updatedAt, rec?.userId],
+        [renewed.endpoint, 'BPnew', 'newauth', 'k2', 1000, 5000, 'u1'],
+      );
+      assert.deepEqual(await s.store.interests(a, d.id), ['news']);
+      assert.deepEqual(await s.store.devicesForInterests(a, ['news']), [d.id]);
+      assert.deepEqual(await s.store.devicesForUsers(a, ['u1']), [d.id]);
+      assert.equal(await s.store.renewSubscription(a, d.id, renewed), 'ok', 'again, to the same endpoint');
+      assert.equal(await s.store.renewSubscription(a, d.id, { ...renewed, endpoint: other.endpoint }), 'conflict');
+      assert.equal((await s.store.device(a, d.id))?.endpoint, renewed.endpoint, 'a conflict changes nothing');
+      assert.equal(await s.store.renewSubscription(a, 'web-missing', renewed), 'missing');
+      // The new endpoint names the device; the old one is free for a new device.
+      assert.deepEqual(await s.store.registerDevice(a, { ...device(), endpoint: renewed.endpoint, now: 6000 }), { deviceId: d.id, created: false });
+      const fresh = { ...device(), endpoint: d.endpoint, now: 6000 };
+      assert.deepEqual(await s.store.registerDevice(a, fresh), { deviceId: fresh.id, created: true });
+      // The renewal counts as a registration for idle pruning: only `other` (registered at 1000) is idle.
+      assert.deepEqual(await s.store.pruneIdleDevices(a, 4000, 10), [other.id]);
+    });
+
     void test('reports: once per device and publish, opened counts as delivered too, only devices the publish targeted', async (t) => {
       const s = await h.start(t);
       if (!s) return;

@@ -112,6 +112,46 @@ void test('service worker reports: delivered and opened counted once per device,
   assert.equal((await deviceApi(h, 'GET', '/vapid-public-key')).status, 200, 'still serving');
 });
 
+void test('a renewed subscription: the device keeps its id, interests and user, and is pushed at the new endpoint', async (t) => {
+  const { h, fake } = await setup(t);
+  const { signPushToken } = await import('../../server/push/push-token');
+  const d = await registerDevice(h, fake, ['news']);
+  const other = await registerDevice(h, fake, []);
+  assert.equal((await deviceApi(h, 'PUT', `/devices/${d.deviceId}/user`, undefined, { authorization: `Bearer ${signPushToken(h.app.secret, 'carol')}` })).status, 200);
+  const key = (await deviceApi<{ vapidPublicKey: string }>(h, 'GET', '/vapid-public-key')).body.vapidPublicKey;
+  const renewed = fake.createSubscription(key);
+  const renew = (id: string, body: unknown) => deviceApi<{ deviceId?: string; error?: string }>(h, 'PUT', `/devices/${id}/subscription`, body);
+
+  const r = await renew(d.deviceId, { subscription: { endpoint: renewed.endpoint, keys: renewed.keys }, vapidPublicKey: key });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body, { deviceId: d.deviceId });
+  assert.deepEqual((await deviceApi(h, 'GET', `/devices/${d.deviceId}/interests`)).body, { interests: ['news'] });
+  const byInterest = await signed<{ publishId: string }>(h, 'POST', '/push/interests', { interests: ['news'], web });
+  const byUser = await signed<{ publishId: string }>(h, 'POST', '/push/users', { users: ['carol'], web });
+  await publishStatus(h, byInterest.body.publishId);
+  await publishStatus(h, byUser.body.publishId);
+  assert.equal(fake.messagesFor(renewed.id).length, 2, 'pushed at the new endpoint, by interest and by user');
+  assert.equal(fake.messagesFor(d.sub.id).length, 0, 'not at the old one');
+
+  let bad = await renew(d.deviceId, { subscription: { endpoint: other.sub.endpoint, keys: other.sub.keys } });
+  assert.equal(bad.status, 409);
+  assert.match(bad.body.error ?? '', /already registered as another device/);
+  bad = await renew('web-nobody', { subscription: { endpoint: renewed.endpoint, keys: renewed.keys } });
+  assert.equal(bad.status, 404);
+  bad = await renew(d.deviceId, { subscription: { endpoint: renewed.endpoint, keys: renewed.keys }, vapidPublicKey: 'not-a-key-of-this-app' });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error ?? '', /vapidPublicKey is not a key of this app/);
+  bad = await renew(d.deviceId, { subscription: { endpoint: 'ftp://127.0.0.1/x', keys: renewed.keys } });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error ?? '', /must use https/);
+  bad = await renew(d.deviceId, 'nonsense');
+  assert.equal(bad.status, 400);
+  // The old endpoint, registered again (the page's next register()), is a new device.
+  const again = await deviceApi<{ deviceId: string }>(h, 'POST', '/devices', { subscription: { endpoint: d.sub.endpoint, keys: d.sub.keys } });
+  assert.equal(again.status, 201);
+  assert.notEqual(again.body.deviceId, d.deviceId);
+});
+
 void test('publish to users, delete a user, test a device', async (t) => {
   const { h, fake } = await setup(t);
   const { signPushToken } = await import('../../server/push/push-token');

@@ -30,18 +30,25 @@ export class PushError extends Error {
 }
 
 /**
- * Where herald-sw.js finds what it needs to report pushes (delivered, opened): Cache Storage is shared by
- * the page and its service worker, and outlives a worker that the browser stopped. `null` forgets it.
+ * What herald-sw.js needs to report pushes (delivered, opened) and to move the device to a new subscription
+ * when the browser replaces it (`pushsubscriptionchange`). Kept in Cache Storage, which the page and its
+ * service worker share and which outlives a worker that the browser stopped.
  */
-const REPORT_CACHE = 'herald-push';
-const REPORT_CONFIG = '/__herald/push-report';
+interface WorkerConfig {
+  reportUrl: string;
+  subscriptionUrl: string;
+  endpoint: string;
+}
+const WORKER_CACHE = 'herald-push';
+const WORKER_CONFIG = '/__herald/push-config';
 
-async function saveReportConfig(config: { reportUrl: string; endpoint: string } | null): Promise<void> {
+/** Stores the worker's config; `null` forgets it. */
+async function saveWorkerConfig(config: WorkerConfig | null): Promise<void> {
   if (typeof caches === 'undefined') return;
   try {
-    const cache = await caches.open(REPORT_CACHE);
-    if (config === null) await cache.delete(REPORT_CONFIG);
-    else await cache.put(REPORT_CONFIG, new Response(JSON.stringify(config), { headers: { 'content-type': 'application/json' } }));
+    const cache = await caches.open(WORKER_CACHE);
+    if (config === null) await cache.delete(WORKER_CONFIG);
+    else await cache.put(WORKER_CONFIG, new Response(JSON.stringify(config), { headers: { 'content-type': 'application/json' } }));
   } catch {
     // Cache Storage refused (a private window's quota, say): pushes still arrive, they are just not reported.
   }
@@ -100,7 +107,11 @@ export class PushClient {
     if (typeof deviceId !== 'string' || deviceId === '') throw new PushError('Herald sent no deviceId');
     const previous = this.store.get();
     this.store.set(deviceId);
-    await saveReportConfig({ reportUrl: `${this.base()}/reports`, endpoint: subscription.endpoint });
+    await saveWorkerConfig({
+      reportUrl: `${this.base()}/reports`,
+      subscriptionUrl: `${this.base()}/devices/${encodeURIComponent(deviceId)}/subscription`,
+      endpoint: subscription.endpoint,
+    });
     if (previous !== deviceId) await this.deviceChanged();
     return deviceId;
   }
@@ -132,7 +143,7 @@ export class PushClient {
     const sub = reg ? await reg.pushManager.getSubscription() : null;
     if (sub) await sub.unsubscribe();
     this.store.set(null);
-    await saveReportConfig(null);
+    await saveWorkerConfig(null);
   }
 
   private requireDevice(): string {
