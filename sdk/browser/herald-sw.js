@@ -151,7 +151,8 @@ async function renewSubscription(event) {
     const options = event.oldSubscription ? event.oldSubscription.options : null;
     const subscription = event.newSubscription || (options ? await self.registration.pushManager.subscribe(options) : null);
     if (!subscription) return;
-    const body = { subscription: subscription.toJSON() };
+    // The endpoint the device has now proves that this browser is asking (a device id alone would not).
+    const body = { oldEndpoint: config.endpoint, subscription: subscription.toJSON() };
     const key = (subscription.options && subscription.options.applicationServerKey) || (options && options.applicationServerKey);
     if (key) body.vapidPublicKey = base64Url(key);
     const res = await fetch(config.subscriptionUrl, {

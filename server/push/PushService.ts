@@ -12,7 +12,7 @@ import { fail } from '../errors';
 import type { AppOptions, HeraldOptions } from '../options/Options';
 import type { ClusterState } from '../state/ClusterState';
 import type { PreparedPush, PushFallback } from './PushFallback';
-import { buildPayload, parseDeliverAt, parseInterests, parseReport, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
+import { buildPayload, MAX_ENDPOINT_LENGTH, parseDeliverAt, parseInterests, parseReport, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
 import { pushHostAllowed, type PushConfig } from './push-config';
 import { checkPushEndpoint, PushSender, type RetryDelayOptions } from './PushSender';
 import { COUNT_BIT, type ClaimedDelivery, type PublishKind, type PublishRecord, type PublishStatus, type PushReport, type PushStore } from './PushStore';
@@ -183,10 +183,15 @@ export class PushService implements PushFallback {
    */
   async renewSubscription(app: AppOptions, deviceId: string, body: unknown): Promise<{ deviceId: string }> {
     this.checkDeviceId(deviceId);
-    if (!isObject(body)) fail('BAD_REQUEST', 'Body must be { "subscription": {...}, "vapidPublicKey": "..." }');
+    if (!isObject(body)) fail('BAD_REQUEST', 'Body must be { "oldEndpoint": "...", "subscription": {...}, "vapidPublicKey": "..." }');
+    const { oldEndpoint } = body;
+    if (typeof oldEndpoint !== 'string' || oldEndpoint.length === 0 || oldEndpoint.length > MAX_ENDPOINT_LENGTH) {
+      fail('BAD_REQUEST', 'oldEndpoint must be the endpoint the device was registered with');
+    }
     const sub = parseSubscription(body.subscription, this.checkEndpoint);
     const key = await this.subscribedKey(app, body.vapidPublicKey, await this.keyring.current(app.id));
-    const result = await this.store.renewSubscription(app.id, deviceId, { ...sub, keyId: key.id, now: Date.now() });
+    const result = await this.store.renewSubscription(app.id, deviceId, oldEndpoint as string, { ...sub, keyId: key.id, now: Date.now() });
+    // Also when the old endpoint is wrong: the answer does not tell a guessed device id from a known one.
     if (result === 'missing') this.deviceNotFound(deviceId);
     if (result === 'conflict') fail('PUSH_ENDPOINT_CONFLICT');
     return { deviceId };

@@ -121,7 +121,10 @@ export type DeliveryResult =
   | { publishId: string; deviceId: string; outcome: 'retry'; nextAt: number };
 
 export type AddInterestResult = 'added' | 'exists' | 'full' | 'missing';
-/** `conflict`: the new endpoint is already another device's (its page registered it meanwhile). */
+/**
+ * `missing`: no such device, or its endpoint is not `oldEndpoint`; `conflict`: the new endpoint is already
+ * another device's (its page registered it meanwhile).
+ */
 export type RenewResult = 'ok' | 'missing' | 'conflict';
 
 /** A device's new push subscription, after the browser replaced the old one (`pushsubscriptionchange`). */
@@ -156,9 +159,11 @@ export interface PushStore {
   device(appId: string, deviceId: string): Promise<DeviceRecord | null>;
   /**
    * Moves a device to a new subscription (endpoint and keys), keeping its id, interests and user: the old
-   * endpoint no longer reaches the browser. Counts as a registration for `pruneIdleDevices`.
+   * endpoint no longer reaches the browser. Only when the device's endpoint is `oldEndpoint`: the endpoint
+   * is the proof that the caller is that browser, since a device id alone travels in connection URLs and
+   * must not let anyone redirect a user's notifications. Counts as a registration for `pruneIdleDevices`.
    */
-  renewSubscription(appId: string, deviceId: string, sub: RenewedSubscription): Promise<RenewResult>;
+  renewSubscription(appId: string, deviceId: string, oldEndpoint: string, sub: RenewedSubscription): Promise<RenewResult>;
   /** Deletes a device with its interests and user link; false when it did not exist. */
   deleteDevice(appId: string, deviceId: string): Promise<boolean>;
   /** The device's interests, sorted; null for an unknown device. */

@@ -175,9 +175,9 @@ export class RedisPushStore implements PushStore {
     return { deviceId, created: Number(created) === 1 };
   }
 
-  async renewSubscription(appId: string, deviceId: string, sub: RenewedSubscription): Promise<RenewResult> {
+  async renewSubscription(appId: string, deviceId: string, oldEndpoint: string, sub: RenewedSubscription): Promise<RenewResult> {
     const P = this.appPrefix(appId);
-    const r = await this.cmd.pushRenew(`${P}ep`, P, deviceId, sub.endpoint, sub.p256dh, sub.auth, sub.keyId, sub.now);
+    const r = await this.cmd.pushRenew(`${P}ep`, P, deviceId, sub.endpoint, sub.p256dh, sub.auth, sub.keyId, sub.now, oldEndpoint);
     return r === 1 ? 'ok' : r === 2 ? 'conflict' : 'missing';
   }
 

@@ -316,9 +316,10 @@ export class SqlitePushStore implements PushStore {
     for (const i of interests) this.s.addInterest.run(appId, deviceId, i);
   }
 
-  async renewSubscription(appId: string, deviceId: string, sub: RenewedSubscription): Promise<RenewResult> {
+  async renewSubscription(appId: string, deviceId: string, oldEndpoint: string, sub: RenewedSubscription): Promise<RenewResult> {
     return this.conn.transaction((): RenewResult => {
-      if (!this.s.device.get(appId, deviceId)) return 'missing';
+      const current = this.s.device.get(appId, deviceId) as DeviceRow | undefined;
+      if (!current || current.endpoint !== oldEndpoint) return 'missing';
       const owner = this.s.deviceByEndpoint.get(appId, sub.endpoint) as { device_id: string } | undefined;
       if (owner && owner.device_id !== deviceId) return 'conflict';
       this.s.renewDevice.run(sub.endpoint, sub.p256dh, sub.auth, sub.keyId, sub.now, appId, deviceId);

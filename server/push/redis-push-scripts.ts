@@ -56,14 +56,15 @@ return {id, created}
 `;
 
 /**
- * KEYS: ep. ARGV: P, id, endpoint, p256dh, auth, key id, now → 1 renewed, 0 unknown device, 2 the endpoint
- * is another device's. The old endpoint stops naming the device; interests and user stay.
+ * KEYS: ep. ARGV: P, id, endpoint, p256dh, auth, key id, now, old endpoint → 1 renewed, 0 unknown device (or
+ * its endpoint is not the old one given), 2 the endpoint is another device's. The old endpoint stops naming
+ * the device; interests and user stay.
  */
 const RENEW = `
 local P, id = ARGV[1], ARGV[2]
 local dk = P .. 'd:' .. id
 local old = redis.call('HGET', dk, 'endpoint')
-if not old then return 0 end
+if not old or old ~= ARGV[8] then return 0 end
 local owner = redis.call('HGET', KEYS[1], ARGV[3])
 if owner and owner ~= id then return 2 end
 if redis.call('HGET', KEYS[1], old) == id then redis.call('HDEL', KEYS[1], old) end
@@ -277,7 +278,7 @@ export interface PushScriptCommands {
   pushFinish(due: string, rows: string, publish: string, done: string, member: string, device: string, outcome: string, nextAt: number, now: number, publishId: string): Promise<number>;
   pushExpand(rows: string, publish: string, due: string, publishId: string, dueAt: number, ...devices: string[]): Promise<number>;
   pushStart(publish: string, sched: string, done: string, publishId: string, now: number): Promise<number>;
-  pushRenew(ep: string, prefix: string, id: string, endpoint: string, p256dh: string, auth: string, keyId: string, now: number): Promise<number>;
+  pushRenew(ep: string, prefix: string, id: string, endpoint: string, p256dh: string, auth: string, keyId: string, now: number, oldEndpoint: string): Promise<number>;
   pushReport(ep: string, rows: string, publish: string, prefix: string, endpoint: string, bits: number, publishId: string): Promise<number>;
 }
 

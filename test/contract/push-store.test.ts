@@ -323,7 +323,8 @@ function contract(name: string, h: Harness): void {
       await s.store.registerDevice(a, other);
       assert.equal(await s.store.setUser(a, d.id, 'u1'), 'ok');
       const renewed = { endpoint: `https://push.example.com/renewed-${randomBytes(4).toString('hex')}`, p256dh: 'BPnew', auth: 'newauth', keyId: 'k2', now: 5000 };
-      assert.equal(await s.store.renewSubscription(a, d.id, renewed), 'ok');
+      assert.equal(await s.store.renewSubscription(a, d.id, other.endpoint, renewed), 'missing', 'not its endpoint');
+      assert.equal(await s.store.renewSubscription(a, d.id, d.endpoint, renewed), 'ok');
       const rec = await s.store.device(a, d.id);
       assert.deepEqual(
         [rec?.endpoint, rec?.p256dh, rec?.auth, rec?.keyId, rec?.createdAt, rec?.updatedAt, rec?.userId],
@@ -332,10 +333,10 @@ function contract(name: string, h: Harness): void {
       assert.deepEqual(await s.store.interests(a, d.id), ['news']);
       assert.deepEqual(await s.store.devicesForInterests(a, ['news']), [d.id]);
       assert.deepEqual(await s.store.devicesForUsers(a, ['u1']), [d.id]);
-      assert.equal(await s.store.renewSubscription(a, d.id, renewed), 'ok', 'again, to the same endpoint');
-      assert.equal(await s.store.renewSubscription(a, d.id, { ...renewed, endpoint: other.endpoint }), 'conflict');
+      assert.equal(await s.store.renewSubscription(a, d.id, renewed.endpoint, renewed), 'ok', 'again, to the same endpoint');
+      assert.equal(await s.store.renewSubscription(a, d.id, renewed.endpoint, { ...renewed, endpoint: other.endpoint }), 'conflict');
       assert.equal((await s.store.device(a, d.id))?.endpoint, renewed.endpoint, 'a conflict changes nothing');
-      assert.equal(await s.store.renewSubscription(a, 'web-missing', renewed), 'missing');
+      assert.equal(await s.store.renewSubscription(a, 'web-missing', d.endpoint, renewed), 'missing');
       // The new endpoint names the device; the old one is free for a new device.
       assert.deepEqual(await s.store.registerDevice(a, { ...device(), endpoint: renewed.endpoint, now: 6000 }), { deviceId: d.id, created: false });
       const fresh = { ...device(), endpoint: d.endpoint, now: 6000 };

@@ -122,7 +122,13 @@ void test('a renewed subscription: the device keeps its id, interests and user, 
   const renewed = fake.createSubscription(key);
   const renew = (id: string, body: unknown) => deviceApi<{ deviceId?: string; error?: string }>(h, 'PUT', `/devices/${id}/subscription`, body);
 
-  const r = await renew(d.deviceId, { subscription: { endpoint: renewed.endpoint, keys: renewed.keys }, vapidPublicKey: key });
+  // Without the endpoint the device has, a device id alone moves nothing (ids travel in connection URLs).
+  let bad = await renew(d.deviceId, { oldEndpoint: other.sub.endpoint, subscription: { endpoint: renewed.endpoint, keys: renewed.keys } });
+  assert.equal(bad.status, 404);
+  bad = await renew(d.deviceId, { subscription: { endpoint: renewed.endpoint, keys: renewed.keys } });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error ?? '', /oldEndpoint must be/);
+  const r = await renew(d.deviceId, { oldEndpoint: d.sub.endpoint, subscription: { endpoint: renewed.endpoint, keys: renewed.keys }, vapidPublicKey: key });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual(r.body, { deviceId: d.deviceId });
   assert.deepEqual((await deviceApi(h, 'GET', `/devices/${d.deviceId}/interests`)).body, { interests: ['news'] });
@@ -133,15 +139,16 @@ void test('a renewed subscription: the device keeps its id, interests and user, 
   assert.equal(fake.messagesFor(renewed.id).length, 2, 'pushed at the new endpoint, by interest and by user');
   assert.equal(fake.messagesFor(d.sub.id).length, 0, 'not at the old one');
 
-  let bad = await renew(d.deviceId, { subscription: { endpoint: other.sub.endpoint, keys: other.sub.keys } });
+  const now = { oldEndpoint: renewed.endpoint };
+  bad = await renew(d.deviceId, { ...now, subscription: { endpoint: other.sub.endpoint, keys: other.sub.keys } });
   assert.equal(bad.status, 409);
   assert.match(bad.body.error ?? '', /already registered as another device/);
-  bad = await renew('web-nobody', { subscription: { endpoint: renewed.endpoint, keys: renewed.keys } });
+  bad = await renew('web-nobody', { ...now, subscription: { endpoint: renewed.endpoint, keys: renewed.keys } });
   assert.equal(bad.status, 404);
-  bad = await renew(d.deviceId, { subscription: { endpoint: renewed.endpoint, keys: renewed.keys }, vapidPublicKey: 'not-a-key-of-this-app' });
+  bad = await renew(d.deviceId, { ...now, subscription: { endpoint: renewed.endpoint, keys: renewed.keys }, vapidPublicKey: 'not-a-key-of-this-app' });
   assert.equal(bad.status, 400);
   assert.match(bad.body.error ?? '', /vapidPublicKey is not a key of this app/);
-  bad = await renew(d.deviceId, { subscription: { endpoint: 'ftp://127.0.0.1/x', keys: renewed.keys } });
+  bad = await renew(d.deviceId, { ...now, subscription: { endpoint: 'ftp://127.0.0.1/x', keys: renewed.keys } });
   assert.equal(bad.status, 400);
   assert.match(bad.body.error ?? '', /must use https/);
   bad = await renew(d.deviceId, 'nonsense');
