@@ -18,7 +18,7 @@ import { startHerald } from '../helpers/herald';
 import { FakePushService } from '../helpers/FakePushService';
 import type { HeraldOptions } from '../../server/options/Options';
 import { ensureBrowserBundle, json, launchBrowser, openPage, servePages, BROWSER_DIST } from '../sdk/helpers/browser';
-import { expectNotifications, serviceWorkerOf, stubPushManager, waitForNotification } from '../sdk/helpers/push';
+import { expectNotifications, pollPage, serviceWorkerOf, stubPushManager } from '../sdk/helpers/push';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -45,23 +45,27 @@ void test('herald-sw.js shows pushes, and skips them when a focused window got t
   await page.evaluate(`navigator.serviceWorker.register('/herald-sw.js').then(() => navigator.serviceWorker.ready)`);
   const worker = await serviceWorkerOf(context, page);
 
-  await worker.send({ notification: { title: 'Shown', body: 'Body', icon: '/i.png', deep_link: `${site.url}/x` }, data: { id: 7 } });
+  await worker.sendUntilShown({ notification: { title: 'Shown', body: 'Body', icon: '/i.png', deep_link: `${site.url}/x` }, data: { id: 7 } }, 'Body');
   await expectNotifications(page, [{ title: 'Shown', body: 'Body', data: { deep_link: `${site.url}/x`, data: { id: 7 } } }]);
 
   // The page is focused and visible: it received the event over its WebSocket, so nothing is shown.
   assert.equal(await page.evaluate(`document.hasFocus() && document.visibilityState === 'visible'`), true);
   await worker.send({ notification: { title: 'Hidden', hide_if_focused: true } });
   await worker.send({ notification: { title: 'Hidden too', hide_notification_if_site_has_focus: true }, data: { pusher: { publishId: 'p1' } } });
-  await worker.send({ notification: { title: 'Marker' } });
-  // The worker handles pushes in order, so once Marker shows, both hidden pushes were decided; the exact
-  // set is checked inside the wait because Chrome's notification list can lag a moment behind a show.
-  await page.waitForFunction(
-    `navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.map((x) => x.title).sort().join('|') === 'Marker|Shown')`,
-  );
+  // Chromium drops a DevTools push now and then, so Marker is delivered until shown (sendUntilShown).
+  await worker.sendUntilShown({ notification: { title: 'Marker', body: 'marker' } }, 'marker');
+  // The worker handles pushes in order, so once Marker shows, both hidden pushes were decided; the set is
+  // read until it settles because Chrome's notification list can lag a moment behind a show.
+  const titles = `navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => [...new Set(n.map((x) => x.title))].sort().join('|'))`;
+  let onScreen = '';
+  for (let i = 0; i < 100 && onScreen !== 'Marker|Shown'; i++) {
+    onScreen = await page.evaluate<string>(titles);
+    if (onScreen !== 'Marker|Shown') await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(onScreen, 'Marker|Shown', 'the pushes to hide were not shown');
 
   // A payload that is not JSON still shows something (Chrome penalises pushes that show nothing).
-  await worker.sendRaw('plain text push');
-  await waitForNotification(page, 'plain text push');
+  await worker.sendRawUntilShown('plain text push', 'plain text push');
 });
 
 void test('push.register → live delivery with no push; closed tab → notification (needs the push API)', T, async (t) => {
@@ -140,8 +144,7 @@ void test('push.register → live delivery with no push; closed tab → notifica
   const viewer = await openPage(context, `${site.url}/`);
   const worker = await serviceWorkerOf(context, viewer);
   await viewer.evaluate(`h.disconnect()`);
-  await worker.send(payload);
-  await waitForNotification(viewer, 'n=2');
+  await worker.sendUntilShown(payload, 'n=2');
 
   // The worker reported the push to Herald: register() left it the address and this browser's endpoint.
   const publishId = (payload as unknown as { data: { pusher: { publishId: string } } }).data.pusher.publishId;
@@ -151,12 +154,21 @@ void test('push.register → live delivery with no push; closed tab → notifica
   };
   for (let i = 0; i < 100 && (await counts())[0] !== 1; i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(await counts(), [1, 0], 'delivered, reported by herald-sw.js');
-  const shown = await viewer.evaluate<{ publishId?: string }>(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.find((x) => x.body === 'n=2').data)`);
+  // Chromium's notification list can miss a shown notification for a moment: read it until it is there.
+  const shown = await pollPage<{ publishId?: string }>(
+    viewer,
+    `navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.find((x) => x.body === 'n=2')?.data ?? null)`,
+    'the n=2 notification',
+  );
   assert.equal(shown.publishId, publishId, 'the notification keeps its publish for the click');
   // A click, as Chromium would deliver it: herald-sw.js's own listener, with the notification it showed.
   const [swHandle] = context.serviceWorkers();
   const clicked = await swHandle.evaluate<string[]>(`(async () => {
-    const [n] = (await self.registration.getNotifications()).filter((x) => x.body === 'n=2');
+    let n;
+    for (let i = 0; i < 100 && !n; i++) {
+      [n] = (await self.registration.getNotifications()).filter((x) => x.body === 'n=2');
+      if (!n) await new Promise((r) => setTimeout(r, 50));
+    }
     const waits = [];
     for (const listener of self.heraldListeners.notificationclick) listener({ notification: n, waitUntil: (p) => waits.push(p) });
     // Opening a window needs a real click's user activation, so that part may fail here; the report may not.
@@ -164,7 +176,7 @@ void test('push.register → live delivery with no push; closed tab → notifica
   })()`);
   assert.equal(clicked.length, 1, 'herald-sw.js listens for clicks');
   assert.deepEqual(await counts(), [1, 1], 'opened, reported by the click listener');
-  await viewer.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => !n.some((x) => x.body === 'n=2'))`);
+  await pollPage(viewer, `navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => !n.some((x) => x.body === 'n=2'))`, 'the clicked notification to close');
 
   // The browser replaced the subscription (pushsubscriptionchange, as Firefox fires it): herald-sw.js moves
   // the device to the new one, which is pushed from then on and reports with the new endpoint.
@@ -184,8 +196,7 @@ void test('push.register → live delivery with no push; closed tab → notifica
   const [pushed] = fake.messagesFor(renewed.id);
   assert.ok(pushed, 'pushed at the new subscription');
   assert.equal(fake.messagesFor(subscription.id).length, 1, 'the old subscription gets no more');
-  await worker.send(JSON.parse(pushed.payload));
-  await waitForNotification(viewer, 'n=3');
+  await worker.sendUntilShown(JSON.parse(pushed.payload), 'n=3');
   const renewedCounts = async () => (await sdk.getPublish(third.publishId)).delivered;
   for (let i = 0; i < 100 && (await renewedCounts()) !== 1; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(await renewedCounts(), 1, 'reported with the new endpoint');

@@ -10,7 +10,7 @@ import { FakePushService } from '../helpers/FakePushService';
 import { publishStatus } from '../helpers/push';
 import { ensureBrowserBundle, launchBrowser, openPage } from '../sdk/helpers/browser';
 import { heraldEnv, runExample, startExample } from '../sdk/helpers/examples';
-import { serviceWorkerOf, stubPushManager, waitForNotification } from '../sdk/helpers/push';
+import { serviceWorkerOf, stubPushManager } from '../sdk/helpers/push';
 
 void test('push example: live with the tab open, a notification once it is closed', { timeout: 60_000 }, async (t) => {
   ensureBrowserBundle();
@@ -58,8 +58,7 @@ void test('push example: live with the tab open, a notification once it is close
   await viewer.evaluate(`herald.disconnect()`);
   const worker = await serviceWorkerOf(browser, viewer);
   const { title, body, deep_link } = payload.notification;
-  await worker.send({ ...payload, notification: { title, body, deep_link } });
-  await waitForNotification(viewer, 'Big news');
+  await worker.sendUntilShown({ ...payload, notification: { title, body, deep_link } }, 'Big news');
 
   // The example's worker is herald-sw.js: it reported the push back, so the publish counts it delivered.
   const publishId = (payload as unknown as { data: { pusher: { publishId: string } } }).data.pusher.publishId;

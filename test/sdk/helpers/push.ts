@@ -28,6 +28,14 @@ export interface WorkerPush {
   /** Delivers `data` as JSON to the page's service worker, as a push service would. */
   send(data: unknown): Promise<void>;
   sendRaw(text: string): Promise<void>;
+  /**
+   * Delivers `data` until the worker shows a notification whose body is `body`. Chromium drops a push
+   * delivered through DevTools now and then (the worker never sees it), so one delivery is not a test of
+   * the worker; a push shown twice is harmless where this is used.
+   */
+  sendUntilShown(data: unknown, body: string): Promise<void>;
+  /** `sendUntilShown` for a payload that is not JSON. */
+  sendRawUntilShown(text: string, body: string): Promise<void>;
 }
 
 /** A DevTools handle on the page's service worker registration. */
@@ -58,8 +66,24 @@ export async function serviceWorkerOf(context: BrowserContext, page: Page): Prom
   }
   assert.ok(shown, 'the service worker shows a warm-up push');
   await page.evaluate(`${warmUp}.then((ns) => ns.forEach((n) => n.close()))`);
-  await page.waitForFunction(`${warmUp}.then((ns) => ns.length === 0)`);
-  return { sendRaw, send: (data: unknown) => sendRaw(JSON.stringify(data)) };
+  await pollPage(page, `${warmUp}.then((ns) => ns.length === 0)`, 'the warm-up notification to close');
+  const isShown = (body: string) => page.evaluate<boolean>(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.some((x) => x.body === ${JSON.stringify(body)}))`);
+  const sendRawUntilShown = async (text: string, body: string) => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await sendRaw(text);
+      for (let i = 0; i < 40; i++) {
+        if (await isShown(body)) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    assert.fail(`the service worker never showed "${body}" (5 deliveries)`);
+  };
+  return {
+    sendRaw,
+    send: (data: unknown) => sendRaw(JSON.stringify(data)),
+    sendRawUntilShown,
+    sendUntilShown: (data: unknown, body: string) => sendRawUntilShown(JSON.stringify(data), body),
+  };
 }
 
 /** The notifications the page's service worker shows. */
@@ -81,7 +105,17 @@ export async function expectNotifications(page: Page, expected: Awaited<ReturnTy
   assert.deepEqual(seen, expected);
 }
 
-/** Resolves once the page's service worker shows a notification whose body is `body`. */
-export async function waitForNotification(page: Page, body: string): Promise<void> {
-  await page.waitForFunction(`navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.some((x) => x.body === ${JSON.stringify(body)}))`);
+/**
+ * Evaluates `expression` in the page until its value (a promise's, once settled) is truthy, and returns it.
+ * Playwright's `waitForFunction` cannot do this: a predicate that returns a promise counts as truthy at the
+ * first poll, whatever the promise settles to, so every check of the notification list polls here.
+ */
+export async function pollPage<T>(page: Page, expression: string, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await page.evaluate<T>(expression);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Waited ${timeoutMs} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
