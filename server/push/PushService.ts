@@ -12,10 +12,21 @@ import { fail } from '../errors';
 import type { AppOptions, HeraldOptions } from '../options/Options';
 import type { ClusterState } from '../state/ClusterState';
 import type { PreparedPush, PushFallback } from './PushFallback';
-import { buildPayload, MAX_ENDPOINT_LENGTH, parseDeliverAt, parseInterests, parseReport, parseSubscription, parseUsers, parseWebPush, type WebPush } from './push-rules';
+import {
+  buildPayload,
+  parseDeliverAt,
+  parseInterests,
+  parseRenewal,
+  parseReport,
+  parseSubscription,
+  parseUsers,
+  parseWebPush,
+  PUBLISH_ID_PATTERN,
+  type WebPush,
+} from './push-rules';
 import { pushHostAllowed, type PushConfig } from './push-config';
 import { checkPushEndpoint, PushSender, type RetryDelayOptions } from './PushSender';
-import { COUNT_BIT, type ClaimedDelivery, type PublishKind, type PublishRecord, type PublishStatus, type PushReport, type PushStore } from './PushStore';
+import { COUNT_BIT, PUSH_REPORTS, type ClaimedDelivery, type PublishKind, type PublishRecord, type PublishStatus, type PushReport, type PushStore } from './PushStore';
 import { verifyPushToken } from './push-token';
 import { PushWorker, type AttemptOutcome } from './PushWorker';
 import { RedisPushStore } from './RedisPushStore';
@@ -45,8 +56,6 @@ export interface PushReporting {
 export const PUSH_DB_FILE = 'push.sqlite';
 
 const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-const PUBLISH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-const REPORTED: readonly PushReport[] = ['delivered', 'opened'];
 const PUBLISH_FIELDS = new Set(['interests', 'users', 'web', 'deliverAt', 'apns', 'fcm', 'webhookUrl']);
 
 interface Prepared extends PreparedPush {
@@ -183,14 +192,9 @@ export class PushService implements PushFallback {
    */
   async renewSubscription(app: AppOptions, deviceId: string, body: unknown): Promise<{ deviceId: string }> {
     this.checkDeviceId(deviceId);
-    if (!isObject(body)) fail('BAD_REQUEST', 'Body must be { "oldEndpoint": "...", "subscription": {...}, "vapidPublicKey": "..." }');
-    const { oldEndpoint } = body;
-    if (typeof oldEndpoint !== 'string' || oldEndpoint.length === 0 || oldEndpoint.length > MAX_ENDPOINT_LENGTH) {
-      fail('BAD_REQUEST', 'oldEndpoint must be the endpoint the device was registered with');
-    }
-    const sub = parseSubscription(body.subscription, this.checkEndpoint);
-    const key = await this.subscribedKey(app, body.vapidPublicKey, await this.keyring.current(app.id));
-    const result = await this.store.renewSubscription(app.id, deviceId, oldEndpoint as string, { ...sub, keyId: key.id, now: Date.now() });
+    const { oldEndpoint, subscription, vapidPublicKey } = parseRenewal(body, this.checkEndpoint);
+    const key = await this.subscribedKey(app, vapidPublicKey, await this.keyring.current(app.id));
+    const result = await this.store.renewSubscription(app.id, deviceId, oldEndpoint, { ...subscription, keyId: key.id, now: Date.now() });
     // Also when the old endpoint is wrong: the answer does not tell a guessed device id from a known one.
     if (result === 'missing') this.deviceNotFound(deviceId);
     if (result === 'conflict') fail('PUSH_ENDPOINT_CONFLICT');
@@ -364,7 +368,7 @@ export class PushService implements PushFallback {
     const { publishId, endpoint, report } = parseReport(body);
     const counted = await this.store.recordReport(app.id, publishId, endpoint, report);
     if (counted === null) fail('NOT_FOUND', `No push of publish ${publishId} went to this subscription (or the publish is older than ${this.config.publishRetentionSeconds} s)`);
-    for (const kind of REPORTED) if (counted & COUNT_BIT[kind]) this.reporting.pushReported?.(app.id, kind);
+    for (const kind of PUSH_REPORTS) if (counted & COUNT_BIT[kind]) this.reporting.pushReported?.(app.id, kind);
   }
 
   async publishStatus(app: AppOptions, publishId: string): Promise<Record<string, unknown>> {

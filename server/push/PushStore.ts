@@ -99,6 +99,7 @@ export interface PublishStatus extends PublishRecord {
 
 /** What a service worker reports of a push: it reached the device, or its notification was clicked. */
 export type PushReport = 'delivered' | 'opened';
+export const PUSH_REPORTS: readonly PushReport[] = ['delivered', 'opened'];
 /** The bit of each count in a delivery row's reports. */
 export const COUNT_BIT: Record<PushReport, number> = { delivered: 1, opened: 2 };
 /** The bits a report sets: `opened` sets both (see the guarantees above). */

@@ -8,7 +8,7 @@ import { interestNameProblem, MAX_PUSH_TTL_SECONDS, MAX_USERS_PER_PUBLISH, pushU
 import { HeraldError } from '../errors';
 import { checkPayloadSize, decodeSubscriptionKeys, MAX_PLAINTEXT_BYTES } from './encrypt-payload';
 import type { Urgency } from './PushSender';
-import type { PushReport } from './PushStore';
+import { PUSH_REPORTS, type PushReport } from './PushStore';
 
 /** How far ahead `deliverAt` may be. */
 export const MAX_SCHEDULE_AHEAD_MS = 28 * 24 * 3600 * 1000;
@@ -79,6 +79,18 @@ export function parseSubscription(value: unknown, checkEndpoint: (endpoint: stri
   return { endpoint: endpoint as string, p256dh: k.p256dh.replace(/=+$/, ''), auth: k.auth.replace(/=+$/, '') };
 }
 
+/** Publish ids a request may name (Herald makes `pubid-<uuid>`); anything else is not looked up. */
+export const PUBLISH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * An endpoint a browser gives as proof that it is the device (a report's, a renewal's old one): only
+ * compared with the stored one, never fetched, so a non-empty string of sane length is all it must be.
+ */
+function endpointProof(value: unknown, problem: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ENDPOINT_LENGTH) bad(problem);
+  return value as string;
+}
+
 /** A service worker's report of one push (`POST /push/v1/:appKey/reports`). */
 export interface ReportInput {
   publishId: string;
@@ -86,19 +98,29 @@ export interface ReportInput {
   report: PushReport;
 }
 
-const PUBLISH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-const REPORTS: ReadonlySet<string> = new Set<PushReport>(['delivered', 'opened']);
-
 /** `{ publishId, endpoint, report: "delivered" | "opened" }`, as herald-sw.js sends it. */
 export function parseReport(value: unknown): ReportInput {
   if (!isObject(value)) return bad('Body must be { "publishId": "...", "endpoint": "...", "report": "delivered" | "opened" }');
-  const { publishId, endpoint, report } = value;
+  const { publishId, report } = value;
   if (typeof publishId !== 'string' || !PUBLISH_ID_PATTERN.test(publishId)) bad('publishId must be the publishId of the push (data.pusher.publishId)');
-  if (typeof endpoint !== 'string' || endpoint.length === 0 || endpoint.length > MAX_ENDPOINT_LENGTH) {
-    bad('endpoint must be the endpoint of the service worker\'s push subscription');
-  }
-  if (typeof report !== 'string' || !REPORTS.has(report)) bad('report must be "delivered" or "opened"');
-  return { publishId: publishId as string, endpoint: endpoint as string, report: report as PushReport };
+  const endpoint = endpointProof(value.endpoint, 'endpoint must be the endpoint of the service worker\'s push subscription');
+  if (!PUSH_REPORTS.includes(report as PushReport)) bad('report must be "delivered" or "opened"');
+  return { publishId: publishId as string, endpoint, report: report as PushReport };
+}
+
+/** A device's new subscription (`PUT /push/v1/:appKey/devices/:id/subscription`), as herald-sw.js sends it. */
+export interface RenewalInput {
+  oldEndpoint: string;
+  subscription: SubscriptionInput;
+  /** The key the new subscription was made with, when the browser says (checked by the caller). */
+  vapidPublicKey: unknown;
+}
+
+/** `{ oldEndpoint, subscription, vapidPublicKey? }`; the new subscription is checked as a registration's is. */
+export function parseRenewal(value: unknown, checkEndpoint: (endpoint: string) => void): RenewalInput {
+  if (!isObject(value)) return bad('Body must be { "oldEndpoint": "...", "subscription": {...}, "vapidPublicKey": "..." }');
+  const oldEndpoint = endpointProof(value.oldEndpoint, 'oldEndpoint must be the endpoint the device was registered with');
+  return { oldEndpoint, subscription: parseSubscription(value.subscription, checkEndpoint), vapidPublicKey: value.vapidPublicKey };
 }
 
 /** The notification a service worker shows (Beams' web notification fields). */

@@ -491,8 +491,9 @@ void test('sqlite: a second process on the same file is refused', async (t) => {
   assert.match(r.stderr, /in use by another Herald process/);
 });
 
-void test('redis: devices stored before the idle index existed are still pruned', async (t) => {
-  if (!(await needRedis(t))) return;
+/** A RedisPushStore of its own prefix and a plain client to look at its keys; null without Redis (outside CI). */
+async function redisStoreWithClient(t: TestContext): Promise<{ store: RedisPushStore; raw: ReturnType<typeof redisClient>; prefix: string } | null> {
+  if (!(await needRedis(t))) return null;
   const prefix = uniquePrefix();
   const store = new RedisPushStore({ spec: redisSpec(REDIS_URL), prefix, log: pino({ level: 'silent' }) });
   await store.open();
@@ -502,6 +503,13 @@ void test('redis: devices stored before the idle index existed are still pruned'
     await deleteKeys(prefix);
     await raw.quit();
   });
+  return { store, raw, prefix };
+}
+
+void test('redis: devices stored before the idle index existed are still pruned', async (t) => {
+  const r = await redisStoreWithClient(t);
+  if (!r) return;
+  const { store, raw, prefix } = r;
   const a = appId();
   const old = { ...device(['news']), now: 1000 };
   const fresh = { ...device(['news']), now: 9000 };
@@ -516,16 +524,9 @@ void test('redis: devices stored before the idle index existed are still pruned'
 });
 
 void test('redis: pruning a publish deletes its reports with it', async (t) => {
-  if (!(await needRedis(t))) return;
-  const prefix = uniquePrefix();
-  const store = new RedisPushStore({ spec: redisSpec(REDIS_URL), prefix, log: pino({ level: 'silent' }) });
-  await store.open();
-  const raw = redisClient();
-  t.after(async () => {
-    await store.close();
-    await deleteKeys(prefix);
-    await raw.quit();
-  });
+  const r = await redisStoreWithClient(t);
+  if (!r) return;
+  const { store, raw, prefix } = r;
   const a = appId();
   const d = device();
   const p = publish();
