@@ -231,6 +231,39 @@ function contract(name: string, h: Harness): void {
       assert.equal(await s.store.nextDueAt(a), null);
     });
 
+    void test('one batch over two publishes: each row gets its own device, every result counts once', async (t) => {
+      const s = await h.start(t);
+      if (!s) return;
+      const a = appId();
+      const devices = [device(), device(), device(), device()];
+      for (const d of devices) await s.store.registerDevice(a, d);
+      const [p, q] = [publish(), publish()];
+      await s.store.createPublish(a, p, { deviceIds: devices.map((d) => d.id), skippedOnline: 0 });
+      await s.store.createPublish(a, q, { deviceIds: [devices[0].id, devices[1].id], skippedOnline: 0 });
+      await s.store.deleteDevice(a, devices[3].id);
+
+      const rows = await s.store.claimDeliveries(a, 1000, 10, 5000);
+      assert.equal(rows.length, 6);
+      for (const r of rows) {
+        const d = devices.find((x) => x.id === r.deviceId);
+        assert.ok(d, 'a claimed row names a device of the audience');
+        if (d === devices[3]) assert.equal(r.device, null, 'a deleted device is claimed as null among the others');
+        else assert.deepEqual([r.device?.id, r.device?.endpoint], [d.id, d.endpoint], 'each row carries its own device');
+      }
+
+      const outcomeOf = (pub: string, dev: string): 'sent' | 'failed' | 'expired' | 'gone' =>
+        dev === devices[3].id ? 'failed' : pub === q.id ? 'expired' : dev === devices[2].id ? 'gone' : 'sent';
+      const results = rows.map((r) => ({ publishId: r.publishId, deviceId: r.deviceId, outcome: outcomeOf(r.publishId, r.deviceId) }));
+      // The same result twice in one batch (a row sent again after its lease ended) still counts once.
+      await s.store.finishDeliveries(a, [...results, results[0]], 1500);
+      const ps = await s.store.publish(a, p.id);
+      const qs = await s.store.publish(a, q.id);
+      assert.deepEqual([ps?.sent, ps?.failed, ps?.expired, ps?.pending, ps?.status], [2, 2, 0, 0, 'done']);
+      assert.deepEqual([qs?.sent, qs?.failed, qs?.expired, qs?.pending, qs?.status], [0, 0, 2, 0, 'done']);
+      assert.equal(await s.store.device(a, devices[2].id), null, 'gone deletes the device');
+      assert.equal((await s.store.claimDeliveries(a, 99999, 10, 999999)).length, 0);
+    });
+
     void test('a lease that ends makes the row due again; release makes it due at once', async (t) => {
       const s = await h.start(t);
       if (!s) return;
