@@ -89,6 +89,13 @@ const publish = (over: Partial<PublishRecord> = {}): PublishRecord => ({
   ...over,
 });
 
+/** `count` new devices, registered with `store` under app `a`. */
+async function registered(store: PushStore, a: string, count: number): Promise<ReturnType<typeof device>[]> {
+  const devices = Array.from({ length: count }, () => device());
+  for (const d of devices) await store.registerDevice(a, d);
+  return devices;
+}
+
 function contract(name: string, h: Harness): void {
   void describe(`PushStore contract: ${name}`, () => {
     void test('one device per endpoint: registering again updates it and keeps its id', async (t) => {
@@ -192,8 +199,7 @@ function contract(name: string, h: Harness): void {
       const s = await h.start(t);
       if (!s) return;
       const a = appId();
-      const devices = [device(), device(), device(), device()];
-      for (const d of devices) await s.store.registerDevice(a, d);
+      const devices = await registered(s.store, a, 4);
       const p = publish();
       await s.store.createPublish(a, p, { deviceIds: [...devices.map((d) => d.id), devices[0].id], skippedOnline: 2 });
       let st = await s.store.publish(a, p.id);
@@ -235,8 +241,7 @@ function contract(name: string, h: Harness): void {
       const s = await h.start(t);
       if (!s) return;
       const a = appId();
-      const devices = [device(), device(), device(), device()];
-      for (const d of devices) await s.store.registerDevice(a, d);
+      const devices = await registered(s.store, a, 4);
       const [p, q] = [publish(), publish()];
       await s.store.createPublish(a, p, { deviceIds: devices.map((d) => d.id), skippedOnline: 0 });
       await s.store.createPublish(a, q, { deviceIds: [devices[0].id, devices[1].id], skippedOnline: 0 });
