@@ -56,6 +56,7 @@ export interface PushOptions {
   allowedHosts?: string[];
   concurrency?: number;
   maxSocketsPerOrigin?: number;
+  encryptThreads?: number;
   requestTimeoutMs?: number;
   maxAttempts?: number;
   deviceRequestsPerIpPerSecond?: number;

@@ -7,6 +7,7 @@ import type { Agent } from 'undici';
 import { HeraldError } from '../errors';
 import { outboundAgent, post } from '../outbound/post';
 import { checkPayloadSize, decodeSubscriptionKeys, encryptPayload, type SubscriptionKeys } from './encrypt-payload';
+import { EncryptPool, EncryptThreadError } from './encrypt-pool';
 import { VapidHeaderCache, type VapidKey } from './vapid';
 
 /** RFC 8030 §5.3 urgency values. */
@@ -61,6 +62,12 @@ export interface PushSenderOptions {
   backoff?: RetryDelayOptions;
   /** Clock in ms, used to read `Retry-After` dates. */
   now?: () => number;
+  /** Threads that encrypt messages off the event loop (encrypt-pool.ts); 0 or unset: on the event loop. */
+  encryptThreads?: number;
+  /** A pool of encryption threads to use instead of making one (`encryptThreads`); closed with the sender. */
+  encryption?: EncryptPool;
+  /** An encryption thread ended unexpectedly (it is replaced), or threads gave up and the event loop took over. */
+  onEncryptThreadExit?(err: Error, fellBack: boolean): void;
 }
 
 /** Options of {@link retryDelayMs}. */
@@ -169,6 +176,7 @@ export class PushSender {
   private readonly backoff: RetryDelayOptions;
   private readonly now: () => number;
   private readonly dispatcher: Agent;
+  private readonly encryption: EncryptPool | null;
   // FIFO of sends waiting for a slot; a head index because Array#shift is O(n) on queues of 10^5 sends.
   private waiting: Array<() => void> = [];
   private waitingHead = 0;
@@ -189,6 +197,13 @@ export class PushSender {
     }
     // Idle keep-alive sockets close after IDLE_SOCKET_TIMEOUT_MS; a request in flight is bounded by timeoutMs.
     this.dispatcher = outboundAgent(this.maxSockets, IDLE_SOCKET_TIMEOUT_MS);
+    const threads = options.encryptThreads ?? 0;
+    this.encryption = options.encryption ?? (threads > 0 ? new EncryptPool(threads, { onThreadExit: options.onEncryptThreadExit }) : null);
+  }
+
+  /** Threads encrypting off the event loop (0: encryption runs on it). */
+  get encryptThreads(): number {
+    return this.encryption?.size ?? 0;
   }
 
   /** Requests currently in flight. */
@@ -221,7 +236,18 @@ export class PushSender {
       // close() may have run while this send waited for its slot; the message itself is still deliverable.
       if (this.closed) return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: 'PushSender is closed' };
       // Encrypt inside the slot so a large fan-out spreads its CPU instead of encrypting everything up front.
-      const body = encryptPayload(payload, keys);
+      let body: Buffer;
+      if (this.encryption) {
+        try {
+          // The keys as stored (base64url text): strings cross to the thread without a copy of Node's buffer pool.
+          body = await this.encryption.encrypt(payload, subscription.keys);
+        } catch (err) {
+          if (err instanceof EncryptThreadError) return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: err.message };
+          throw err;
+        }
+      } else {
+        body = encryptPayload(payload, keys);
+      }
       const headers: Record<string, string> = {
         TTL: String(options.ttl),
         'Content-Encoding': 'aes128gcm',
@@ -260,6 +286,7 @@ export class PushSender {
   close(): void {
     this.closed = true;
     void this.dispatcher.destroy();
+    void this.encryption?.close();
   }
 
   private acquire(): Promise<void> {

@@ -92,6 +92,11 @@ export class PushService implements PushFallback {
     this.sender = new PushSender({
       maxConcurrency: config.concurrency,
       maxSocketsPerOrigin: config.maxSocketsPerOrigin,
+      encryptThreads: config.encryptThreads,
+      onEncryptThreadExit: (err, fellBack) =>
+        fellBack
+          ? log.error({ err }, 'push: encryption threads keep failing to start; encrypting on the event loop from now on')
+          : log.error({ err }, 'push: an encryption thread ended; started another (its messages are retried)'),
       timeoutMs: config.requestTimeoutMs,
       allowInsecureEndpoints: config.allowInsecureEndpoints,
       allowHost: this.allowHost,

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { AppPushOptions, HeraldOptions, PushOptions } from '../options/Options';
+import { defaultEncryptThreads } from './encrypt-pool';
 import { VapidKey, vapidSubjectProblem, type VapidKeyPair } from './vapid';
 
 /** Defaults of the top-level `push` fields (the schema shows the same values). */
@@ -42,6 +43,8 @@ export interface PushConfig {
   allowedHosts: string[];
   concurrency: number;
   maxSocketsPerOrigin: number;
+  /** Encryption threads (encrypt-pool.ts); 0: on the event loop. */
+  encryptThreads: number;
   requestTimeoutMs: number;
   maxAttempts: number;
   deviceRequestsPerIpPerSecond: number;
@@ -110,6 +113,7 @@ export function resolvePushConfig(options: Pick<HeraldOptions, 'push' | 'apps'>)
     allowedHosts: [...(top?.allowedHosts ?? PUSH_DEFAULTS.allowedHosts)],
     concurrency: top?.concurrency ?? PUSH_DEFAULTS.concurrency,
     maxSocketsPerOrigin: top?.maxSocketsPerOrigin ?? PUSH_DEFAULTS.maxSocketsPerOrigin,
+    encryptThreads: top?.encryptThreads ?? defaultEncryptThreads(),
     requestTimeoutMs: top?.requestTimeoutMs ?? PUSH_DEFAULTS.requestTimeoutMs,
     maxAttempts: top?.maxAttempts ?? PUSH_DEFAULTS.maxAttempts,
     deviceRequestsPerIpPerSecond: top?.deviceRequestsPerIpPerSecond ?? PUSH_DEFAULTS.deviceRequestsPerIpPerSecond,

@@ -7,8 +7,9 @@ import { MAX_INTERESTS_PER_DEVICE } from '../../sdk/protocol';
 import { buildPayload, parseDeliverAt, parseInterests, parseSubscription, parseWebPush } from '../../server/push/push-rules';
 import { signPushToken, verifyPushToken } from '../../server/push/push-token';
 import { generateVapidKeys } from '../../server/push/vapid';
+import { defaultEncryptThreads } from '../../server/push/encrypt-pool';
 import { createECDH, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -129,6 +130,20 @@ void test('loadOptions stops start-up on a bad push subject, naming the field; H
     assert.equal(options.push?.subject, 'mailto:ops@example.com');
     assert.equal(options.push?.ttlSeconds, 86400);
     assert.equal(resolvePushConfig(options)?.apps.size, 1);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+void test('push.encryptThreads: unset, one per CPU beyond the first; 0 keeps encryption on the event loop; a negative count stops start-up', () => {
+  assert.equal(resolvePushConfig({ push: { subject: 'mailto:ops@example.com' }, apps: [app()] })?.encryptThreads, defaultEncryptThreads());
+  assert.equal(resolvePushConfig({ push: { subject: 'mailto:ops@example.com', encryptThreads: 0 }, apps: [app()] })?.encryptThreads, 0);
+  assert.equal(resolvePushConfig({ push: { subject: 'mailto:ops@example.com', encryptThreads: 3 }, apps: [app()] })?.encryptThreads, 3);
+  const dataDir = mkdtempSync(join(tmpdir(), 'herald-push-threads-'));
+  try {
+    const file = join(dataDir, 'herald.json');
+    writeFileSync(file, JSON.stringify({ push: { subject: 'mailto:ops@example.com', encryptThreads: -1 } }));
+    assert.throws(() => loadOptions({ HERALD_DATA_DIR: dataDir, HERALD_CONFIG: file }), (e: unknown) => e instanceof ConfigError && /config\.push\.encryptThreads must be >= 0/.test(e.message));
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -11,6 +11,7 @@ import {
 } from '../../server/push/PushSender';
 import { VapidHeaderCache, VapidKey, generateVapidKeys } from '../../server/push/vapid';
 import { encryptPayload } from '../../server/push/encrypt-payload';
+import { EncryptPool } from '../../server/push/encrypt-pool';
 import { FakePushService } from '../helpers/FakePushService';
 
 const vapidKey = new VapidKey({ id: 'test', subject: 'mailto:ops@herald.example.com', ...generateVapidKeys() });
@@ -334,6 +335,26 @@ void test('close() turns in-flight and waiting sends into retries and refuses ne
   assert.deepEqual(second.kind === 'retry' && second.error, 'PushSender is closed');
   await assert.rejects(sender.send(sub, 'c', { ttl: 60, vapidKey }), /closed/);
   assert.equal(fake.messages.length, 0);
+});
+
+void test('with encryption threads, every payload arrives decryptable; a thread that ends turns its sends into retries', async (t) => {
+  const pool = new EncryptPool(2);
+  const { fake, sender } = await setup(t, { encryption: pool, maxConcurrency: 64 });
+  assert.equal(sender.encryptThreads, 2);
+  const subs = Array.from({ length: 4 }, () => fake.createSubscription(vapidKey.publicKey));
+  const first = await Promise.all(Array.from({ length: 100 }, (_, i) => sender.send(subs[i % 4], `m${i}`, { ttl: 60, vapidKey })));
+  assert.deepEqual(first.map((o) => o.kind), Array<string>(100).fill('sent'));
+  assert.deepEqual(fake.messages.map((m) => m.payload).sort(), Array.from({ length: 100 }, (_, i) => `m${i}`).sort());
+  assert.equal(fake.rejections.length, 0);
+
+  const second = Array.from({ length: 100 }, (_, i) => sender.send(subs[i % 4], `n${i}`, { ttl: 60, vapidKey, attempt: 2 }));
+  void pool.workers[0].terminate();
+  const outcomes = await Promise.all(second);
+  const retried = outcomes.filter((o) => o.kind === 'retry');
+  assert.ok(retried.length > 0, 'the ended thread had sends on it');
+  for (const o of retried) assert.match(o.kind === 'retry' ? (o.error ?? '') : '', /encryption thread ended/);
+  assert.equal(outcomes.filter((o) => o.kind === 'sent').length + retried.length, 100);
+  assert.equal((await sender.send(subs[0], 'after', { ttl: 60, vapidKey })).kind, 'sent');
 });
 
 void test('waitFor resolves on arrival, not by polling', async (t) => {
