@@ -169,7 +169,7 @@ export const configSchema = {
         },
         concurrency: { type: 'integer', minimum: 1, default: 100, description: 'Push requests in flight per node.' },
         maxSocketsPerOrigin: { type: 'integer', minimum: 1, default: 50, description: 'Keep-alive connections per push service.' },
-        encryptThreads: { type: 'integer', minimum: 0, maximum: 64, description: 'Threads that encrypt push messages (most of a send\'s CPU) off the event loop, so a large publish does not hold up WebSocket traffic; 0 encrypts on the event loop. Unset: one per CPU the process may use beyond the first, at most 4 (so 0 on one CPU).' },
+        encryptThreads: { type: 'integer', minimum: 0, maximum: 64, description: 'Threads that encrypt push messages (most of a send\'s CPU) off the event loop, so a large publish does not hold up WebSocket traffic; 0 encrypts on the event loop. Unset: one per CPU the process may use beyond the first, at most 4 (so 0 on one CPU); a container\'s CPU quota is not seen, so set it there.' },
         requestTimeoutMs: { type: 'integer', minimum: 100, default: 15000, description: 'Total deadline of one push request.' },
         maxAttempts: { type: 'integer', minimum: 1, default: 8, description: 'Attempts per device (429, 5xx and network errors are retried with backoff while the TTL lasts).' },
         deviceRequestsPerIpPerSecond: { type: 'integer', minimum: -1, default: 20, description: 'Device API requests per client address per second, per app, across the cluster (-1: unlimited); over it, 429.' },
