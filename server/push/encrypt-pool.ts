@@ -153,7 +153,12 @@ export class EncryptPool {
       this.fellBack = true;
       const others = this.threads.filter((t) => t !== thread);
       this.threads = [];
-      for (const t of others) void t.worker.terminate();
+      // No longer in the list, their own 'exit' will not reach them: their messages fail here.
+      for (const t of others) {
+        for (const p of t.pending.values()) p.reject(new EncryptThreadError('push encryption threads stopped: they keep failing to start'));
+        t.pending.clear();
+        void t.worker.terminate();
+      }
     } else {
       this.threads[i] = this.spawn();
     }
