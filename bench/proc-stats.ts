@@ -21,7 +21,16 @@ export function clockTicksPerSecond(): number {
 
 /** utime + stime of a process (all its threads), in clock ticks. */
 export function processCpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return cpuTicksOf(`/proc/${pid}/stat`);
+}
+
+/** utime + stime of a process's main thread alone (the thread whose id is the pid: Node's event loop). */
+export function mainThreadCpuTicks(pid: number): number {
+  return cpuTicksOf(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function cpuTicksOf(statPath: string): number {
+  const stat = readFileSync(statPath, 'latin1');
   // Field 2 (comm) is in parentheses and may itself contain spaces or ')', so count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After comm, fields start at #3 (state); utime is #14 and stime #15.

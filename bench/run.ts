@@ -171,9 +171,10 @@ function startServer(target: string, opts: BenchOptions, launch: LaunchOptions, 
     return Promise.resolve(externalServer(host, port, opts.app, pid));
   }
   const name = target as TargetName;
-  if (name === 'soketi') return startSoketi(launch);
-  if (name === 'reference') return startReference(launch);
-  return startHerald(launch, scenario.heraldConfig);
+  const placed = launch.cpus !== null && scenario.serverCpus !== undefined ? { ...launch, cpus: scenario.serverCpus } : launch;
+  if (name === 'soketi') return startSoketi(placed);
+  if (name === 'reference') return startReference(placed);
+  return startHerald(placed, scenario.heraldConfig);
 }
 
 /**

@@ -8,7 +8,7 @@ import { fanout10k, fanout1k, fanout1kMax } from './scenarios/fanout';
 import { idleMemory } from './scenarios/idle-memory';
 import { multiChannel } from './scenarios/multi-channel';
 import { presenceJoin } from './scenarios/presence-join';
-import { push } from './scenarios/push';
+import { push, pushThreads } from './scenarios/push';
 import { redisHop } from './scenarios/redis-hop';
 import { rest100Subs, restNoSubs } from './scenarios/rest-trigger';
 
@@ -23,5 +23,6 @@ export const SCENARIOS: readonly Scenario[] = [
   rest100Subs,
   presenceJoin,
   push,
+  pushThreads,
   redisHop,
 ];

@@ -69,5 +69,10 @@ export interface Scenario {
   skipTargets?: Partial<Record<string, string>>;
   /** Top-level config merged into the bench config of the Herald the runner starts for this scenario. */
   heraldConfig?: HeraldExtraConfig;
+  /**
+   * CPUs the server may use when the harness pins (taskset's list); unset: the server's one CPU. For the
+   * figures that need a second core, such as push encryption on a thread.
+   */
+  serverCpus?: string;
   run(ctx: ScenarioContext): Promise<ScenarioResult>;
 }
