@@ -84,14 +84,18 @@ export class CpuWindow {
   private readonly startTicks: number;
   private readonly startMs: number;
 
-  constructor(private readonly pid: number) {
-    this.startTicks = processCpuTicks(pid);
+  /** `ticksOf`: the whole process by default, or `mainThreadCpuTicks` for its event loop alone. */
+  constructor(
+    private readonly pid: number,
+    private readonly ticksOf: (pid: number) => number = processCpuTicks,
+  ) {
+    this.startTicks = ticksOf(pid);
     this.startMs = performance.now();
   }
 
   /** CPU seconds used since the window opened, and the wall seconds it spanned. */
   read(): { cpuSeconds: number; wallSeconds: number } {
-    const ticks = processCpuTicks(this.pid) - this.startTicks;
+    const ticks = this.ticksOf(this.pid) - this.startTicks;
     return { cpuSeconds: ticks / clockTicksPerSecond(), wallSeconds: (performance.now() - this.startMs) / 1000 };
   }
 }

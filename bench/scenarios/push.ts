@@ -13,10 +13,10 @@ import { forEachBounded, sleep } from '../load-patterns';
 import { canPin } from '../pin-cpu';
 import { pushFloor, type PushFloor } from '../push-floor';
 import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-window';
-import { CpuWindow, clockTicksPerSecond, mainThreadCpuTicks, processAllowedCpus } from '../proc-stats';
+import { CpuWindow, mainThreadCpuTicks, processAllowedCpus } from '../proc-stats';
 import { monotonicUs, type EndpointCommand, type EndpointMessage, type PrefixCount } from '../push-endpoint';
 import { REFERENCE_SKIP, type Scenario, type ScenarioContext, type ScenarioResult } from '../scenario';
-import { stopPid, trackProcess, type ServerUnderTest } from '../server-process';
+import { stopPid, trackProcess, type HeraldExtraConfig, type ServerUnderTest } from '../server-process';
 import { signedRestPath } from '../signing';
 
 const INTEREST = 'bench';
@@ -29,6 +29,11 @@ const ENDPOINT_START_MS = 10_000;
 /** After the endpoint has everything, how long the publish status may take to show pending 0. */
 const STATUS_WAIT_MS = 15_000;
 const TARGET_SENDS_PER_S = 3000;
+
+/** Push on, http endpoints allowed, the device API limit lifted, and `encryptThreads` threads. */
+function benchPushConfig(encryptThreads: number): HeraldExtraConfig {
+  return { push: { subject: 'mailto:bench@example.com', allowInsecureEndpoints: true, deviceRequestsPerIpPerSecond: -1, encryptThreads } };
+}
 
 export const push: Scenario = {
   name: 'push',
@@ -46,10 +51,8 @@ export const push: Scenario = {
     reference: REFERENCE_SKIP,
     external: 'needs a Herald the harness starts with push on, http endpoints allowed and the device API limit lifted',
   },
-  heraldConfig: {
-    // Encryption on the event loop, as on a one-CPU machine, even when the run is not pinned.
-    push: { subject: 'mailto:bench@example.com', allowInsecureEndpoints: true, deviceRequestsPerIpPerSecond: -1, encryptThreads: 0 },
-  },
+  // Encryption on the event loop, as on a one-CPU machine, even when the run is not pinned.
+  heraldConfig: benchPushConfig(0),
   run: runPush,
 };
 
@@ -67,9 +70,7 @@ export const pushThreads: Scenario = {
     { key: 'eventLoopCpuPerSendUs', label: 'event-loop CPU/send (µs)' },
     { key: 'cpuPerSendUs', label: 'CPU/send, all threads (µs)' },
   ],
-  heraldConfig: {
-    push: { subject: 'mailto:bench@example.com', allowInsecureEndpoints: true, deviceRequestsPerIpPerSecond: -1, encryptThreads: 1 },
-  },
+  heraldConfig: benchPushConfig(1),
   serverCpus: '0,1',
 };
 
@@ -124,10 +125,10 @@ async function runPush(ctx: ScenarioContext): Promise<ScenarioResult> {
   const timeoutMs = Math.max(20_000, devices * 5);
   const window = new MeasureWindow(server.pid, [endpoint.pid]);
   const endpointCpu = new CpuWindow(endpoint.pid);
-  const loopTicks = server.pid === null ? null : mainThreadCpuTicks(server.pid);
+  const loopCpu = server.pid === null ? null : new CpuWindow(server.pid, mainThreadCpuTicks);
   const measured = await publishAndWait(http, endpoint, server, INTEREST, 'push', devices, timeoutMs);
   const w = window.close();
-  const loopCpuS = server.pid === null || loopTicks === null ? null : (mainThreadCpuTicks(server.pid) - loopTicks) / clockTicksPerSecond();
+  const loopCpuS = loopCpu === null ? null : loopCpu.read().cpuSeconds;
   const endpointCpuS = endpointCpu.read().cpuSeconds;
   const status = await waitPublishDone(http, server, measured.publishId);
   const stats = await endpoint.stats();

@@ -55,11 +55,13 @@ export async function pushDevicePlugin(fastify: FastifyInstance, opts: { gateway
     const app = appOf(req);
     service().requireEnabled(app);
     const { config } = service();
-    const report = req.routeOptions.url === REPORTS_ROUTE;
-    const limit = report ? config.reportsPerIpPerSecond : config.deviceRequestsPerIpPerSecond;
-    if (limit >= 0) {
-      const wait = await gateway.state.takeRate(app.id, `${report ? 'push-report-ip' : 'push-ip'}:${req.ip}`, limit, 1);
-      if (wait > 0) fail('RATE_LIMITED', `More than ${limit} push ${report ? 'reports' : 'device requests'} per second from this address`, wait);
+    const budget =
+      req.routeOptions.url === REPORTS_ROUTE
+        ? { limit: config.reportsPerIpPerSecond, bucket: 'push-report-ip', what: 'reports' }
+        : { limit: config.deviceRequestsPerIpPerSecond, bucket: 'push-ip', what: 'device requests' };
+    if (budget.limit >= 0) {
+      const wait = await gateway.state.takeRate(app.id, `${budget.bucket}:${req.ip}`, budget.limit, 1);
+      if (wait > 0) fail('RATE_LIMITED', `More than ${budget.limit} push ${budget.what} per second from this address`, wait);
     }
   });
 

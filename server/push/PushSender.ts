@@ -7,7 +7,7 @@ import type { Agent } from 'undici';
 import { HeraldError } from '../errors';
 import { outboundAgent, post } from '../outbound/post';
 import { checkPayloadSize, decodeSubscriptionKeys, encryptPayload, type SubscriptionKeys } from './encrypt-payload';
-import { EncryptPool, EncryptThreadError } from './encrypt-pool';
+import { EncryptThreadError, type EncryptPool } from './encrypt-pool';
 import { VapidHeaderCache, type VapidKey } from './vapid';
 
 /** RFC 8030 §5.3 urgency values. */
@@ -62,12 +62,8 @@ export interface PushSenderOptions {
   backoff?: RetryDelayOptions;
   /** Clock in ms, used to read `Retry-After` dates. */
   now?: () => number;
-  /** Threads that encrypt messages off the event loop (encrypt-pool.ts); 0 or unset: on the event loop. */
-  encryptThreads?: number;
-  /** A pool of encryption threads to use instead of making one (`encryptThreads`); closed with the sender. */
+  /** Threads that encrypt messages off the event loop (encrypt-pool.ts), closed with the sender; unset: on the event loop. */
   encryption?: EncryptPool;
-  /** An encryption thread ended unexpectedly (it is replaced), or threads gave up and the event loop took over. */
-  onEncryptThreadExit?(err: Error, fellBack: boolean): void;
 }
 
 /** Options of {@link retryDelayMs}. */
@@ -197,8 +193,7 @@ export class PushSender {
     }
     // Idle keep-alive sockets close after IDLE_SOCKET_TIMEOUT_MS; a request in flight is bounded by timeoutMs.
     this.dispatcher = outboundAgent(this.maxSockets, IDLE_SOCKET_TIMEOUT_MS);
-    const threads = options.encryptThreads ?? 0;
-    this.encryption = options.encryption ?? (threads > 0 ? new EncryptPool(threads, { onThreadExit: options.onEncryptThreadExit }) : null);
+    this.encryption = options.encryption ?? null;
   }
 
   /** Threads encrypting off the event loop (0: encryption runs on it). */

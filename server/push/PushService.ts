@@ -32,7 +32,13 @@ import { PushWorker, type AttemptOutcome } from './PushWorker';
 import { RedisPushStore } from './RedisPushStore';
 import { SqlitePushStore } from './SqlitePushStore';
 import { VapidKeyring } from './VapidKeyring';
+import { EncryptPool } from './encrypt-pool';
 import type { VapidKey } from './vapid';
+
+function encryptThreadEnded(log: Logger, err: Error, fellBack: boolean): void {
+  if (fellBack) log.error({ err }, 'push: encryption threads keep failing to start; encrypting on the event loop from now on');
+  else log.error({ err }, 'push: an encryption thread ended; started another (its messages are retried)');
+}
 
 /** Timings and backends a test (or an embedder) may change; the defaults suit production. */
 export interface PushTuning {
@@ -92,11 +98,7 @@ export class PushService implements PushFallback {
     this.sender = new PushSender({
       maxConcurrency: config.concurrency,
       maxSocketsPerOrigin: config.maxSocketsPerOrigin,
-      encryptThreads: config.encryptThreads,
-      onEncryptThreadExit: (err, fellBack) =>
-        fellBack
-          ? log.error({ err }, 'push: encryption threads keep failing to start; encrypting on the event loop from now on')
-          : log.error({ err }, 'push: an encryption thread ended; started another (its messages are retried)'),
+      ...(config.encryptThreads > 0 ? { encryption: new EncryptPool(config.encryptThreads, { onThreadExit: (err, fellBack) => encryptThreadEnded(log, err, fellBack) }) } : {}),
       timeoutMs: config.requestTimeoutMs,
       allowInsecureEndpoints: config.allowInsecureEndpoints,
       allowHost: this.allowHost,

@@ -87,7 +87,7 @@ function addMissingColumns(db: Database.Database): void {
 }
 
 /** `deliveries.state`: 0 pending, then these. */
-const STATE: Record<'sent' | 'failed' | 'expired' | 'gone', number> = { sent: 1, failed: 2, expired: 3, gone: 2 };
+const STATE: Record<'sent' | 'failed' | 'expired', number> = { sent: 1, failed: 2, expired: 3 };
 
 interface DeviceRow {
   device_id: string;

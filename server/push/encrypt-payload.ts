@@ -25,6 +25,7 @@ const KEY_INFO_PREFIX = Buffer.from('WebPush: info\0', 'latin1');
 const CEK_INFO = Buffer.from('Content-Encoding: aes128gcm\0\x01', 'latin1');
 const NONCE_INFO = Buffer.from('Content-Encoding: nonce\0\x01', 'latin1');
 const ONE = Buffer.from([1]);
+const PADDING_DELIMITER = Buffer.from([2]);
 
 /**
  * The sender's ECDH object, shared by every message: `generateKeys()` draws a new key pair on each call
@@ -33,7 +34,6 @@ const ONE = Buffer.from([1]);
  * synchronous, so no two messages share it at once.
  */
 const ephemeral = createECDH('prime256v1');
-const PADDING_DELIMITER = Buffer.from([2]);
 
 /** The `keys` of a browser `PushSubscription.toJSON()`, base64url strings or raw bytes. */
 export interface SubscriptionKeys {

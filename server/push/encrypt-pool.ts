@@ -140,8 +140,7 @@ export class EncryptPool {
   private ended(thread: Thread, err: Error): void {
     const i = this.threads.indexOf(thread);
     if (i < 0) return;
-    for (const p of thread.pending.values()) p.reject(new EncryptThreadError(`push encryption thread ended: ${err.message}`));
-    thread.pending.clear();
+    failPending(thread, `push encryption thread ended: ${err.message}`);
     if (this.closed) {
       this.threads.splice(i, 1);
       return;
@@ -155,8 +154,7 @@ export class EncryptPool {
       this.threads = [];
       // No longer in the list, their own 'exit' will not reach them: their messages fail here.
       for (const t of others) {
-        for (const p of t.pending.values()) p.reject(new EncryptThreadError('push encryption threads stopped: they keep failing to start'));
-        t.pending.clear();
+        failPending(t, 'push encryption threads stopped: they keep failing to start');
         void t.worker.terminate();
       }
     } else {
@@ -164,6 +162,12 @@ export class EncryptPool {
     }
     this.options.onThreadExit?.(err, fellBack);
   }
+}
+
+/** Fails every message waiting on `thread` with EncryptThreadError (the sender retries them). */
+function failPending(thread: Thread, message: string): void {
+  for (const p of thread.pending.values()) p.reject(new EncryptThreadError(message));
+  thread.pending.clear();
 }
 
 /**
