@@ -153,19 +153,25 @@ test('a closed socket drops its queue without writing', async (t) => {
   assert.doesNotThrow(() => conn.flush());
 });
 
-test('under load (a long flush that just ended) the next flush waits twice as long, at most 10 ms, so it carries more frames', async () => {
+/**
+ * Flushables that record when they were flushed. The outbox is module state: each test first runs one long
+ * flush (`ms` of busy CPU, as writing to thousands of sockets is) and goes on from there.
+ */
+async function afterLongFlush(ms: number) {
   const flushedAt: number[] = [];
-  const slow = { flush: () => {
-    // A flush that takes 8 ms, as writing to thousands of sockets does (long enough that the next one is
-    // still counted as "moments after" on a busy test machine).
-    const until = performance.now() + 8;
+  scheduleFlush({ flush: () => {
+    const until = performance.now() + ms;
     while (performance.now() < until);
     flushedAt.push(performance.now());
-  } };
-  const quick = { flush: () => flushedAt.push(performance.now()) };
-  scheduleFlush(slow);
+  } });
   await new Promise((r) => setImmediate(r));
   assert.equal(flushedAt.length, 1);
+  return { flushedAt, quick: { flush: () => flushedAt.push(performance.now()) } };
+}
+
+test('under load (a long flush that just ended) the next flush waits twice as long, at most 10 ms, so it carries more frames', async () => {
+  // 8 ms: long enough that the next one is still counted as "moments after" on a busy test machine.
+  const { flushedAt, quick } = await afterLongFlush(8);
   // Right after the long flush: not on the next turn but a few ms later.
   const queuedAt = performance.now();
   scheduleFlush(quick);
@@ -180,6 +186,18 @@ test('under load (a long flush that just ended) the next flush waits twice as lo
   scheduleFlush(quick);
   await new Promise((r) => setImmediate(r));
   assert.equal(flushedAt.length, 3, 'flushed on the next turn');
+});
+
+test('after a long flush, a frame that comes once the event loop has sat waiting is not held back for company', async () => {
+  // 30 ms: long enough that a short wait after it is still "moments after" (less than the flush's length)
+  // even when the wait's timer fires late on a busy machine.
+  const { flushedAt, quick } = await afterLongFlush(30);
+  // The loop waits for work (a lone trigger 3 ms after a fan-out to thousands of sockets).
+  await new Promise((r) => setTimeout(r, 3));
+  assert.ok(performance.now() - flushedAt[0] < 30, "still within the long flush's length: only the wait tells them apart");
+  scheduleFlush(quick);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushedAt.length, 2, 'flushed on the next turn, not 10 ms later');
 });
 
 test('idle: frames are written as soon as the job that queued them is done, ahead of what that job awaits next', async (t) => {
