@@ -6,8 +6,8 @@
 import type { Agent } from 'undici';
 import { HeraldError } from '../errors';
 import { outboundAgent, post } from '../outbound/post';
-import { checkPayloadSize, decodeSubscriptionKeys, encryptPayload, type SubscriptionKeys } from './encrypt-payload';
-import { EncryptThreadError, type EncryptPool } from './encrypt-pool';
+import { checkPayloadSize, decodeSubscriptionKeys, type SubscriptionKeys } from './encrypt-payload';
+import { EncryptPool, EncryptThreadError } from './encrypt-pool';
 import { VapidHeaderCache, type VapidKey } from './vapid';
 
 /** RFC 8030 §5.3 urgency values. */
@@ -172,7 +172,7 @@ export class PushSender {
   private readonly backoff: RetryDelayOptions;
   private readonly now: () => number;
   private readonly dispatcher: Agent;
-  private readonly encryption: EncryptPool | null;
+  private readonly encryption: EncryptPool;
   // FIFO of sends waiting for a slot; a head index because Array#shift is O(n) on queues of 10^5 sends.
   private waiting: Array<() => void> = [];
   private waitingHead = 0;
@@ -193,12 +193,13 @@ export class PushSender {
     }
     // Idle keep-alive sockets close after IDLE_SOCKET_TIMEOUT_MS; a request in flight is bounded by timeoutMs.
     this.dispatcher = outboundAgent(this.maxSockets, IDLE_SOCKET_TIMEOUT_MS);
-    this.encryption = options.encryption ?? null;
+    // A pool of no threads encrypts on the event loop: one path for every send.
+    this.encryption = options.encryption ?? new EncryptPool(0);
   }
 
   /** Threads encrypting off the event loop (0: encryption runs on it). */
   get encryptThreads(): number {
-    return this.encryption?.size ?? 0;
+    return this.encryption.size;
   }
 
   /** Requests currently in flight. */
@@ -232,16 +233,11 @@ export class PushSender {
       if (this.closed) return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: 'PushSender is closed' };
       // Encrypt inside the slot so a large fan-out spreads its CPU instead of encrypting everything up front.
       let body: Buffer;
-      if (this.encryption) {
-        try {
-          // The keys as stored (base64url text): strings cross to the thread without a copy of Node's buffer pool.
-          body = await this.encryption.encrypt(payload, subscription.keys);
-        } catch (err) {
-          if (err instanceof EncryptThreadError) return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: err.message };
-          throw err;
-        }
-      } else {
-        body = encryptPayload(payload, keys);
+      try {
+        body = await this.encryption.encrypt(payload, keys);
+      } catch (err) {
+        if (err instanceof EncryptThreadError) return { kind: 'retry', afterMs: retryDelayMs(attempt, this.backoff), error: err.message };
+        throw err;
       }
       const headers: Record<string, string> = {
         TTL: String(options.ttl),
@@ -281,7 +277,7 @@ export class PushSender {
   close(): void {
     this.closed = true;
     void this.dispatcher.destroy();
-    void this.encryption?.close();
+    void this.encryption.close();
   }
 
   private acquire(): Promise<void> {

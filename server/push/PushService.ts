@@ -98,7 +98,7 @@ export class PushService implements PushFallback {
     this.sender = new PushSender({
       maxConcurrency: config.concurrency,
       maxSocketsPerOrigin: config.maxSocketsPerOrigin,
-      ...(config.encryptThreads > 0 ? { encryption: new EncryptPool(config.encryptThreads, { onThreadExit: (err, fellBack) => encryptThreadEnded(log, err, fellBack) }) } : {}),
+      encryption: new EncryptPool(config.encryptThreads, { onThreadExit: (err, fellBack) => encryptThreadEnded(log, err, fellBack) }),
       timeoutMs: config.requestTimeoutMs,
       allowInsecureEndpoints: config.allowInsecureEndpoints,
       allowHost: this.allowHost,
