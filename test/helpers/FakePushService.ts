@@ -8,12 +8,7 @@ import http from 'node:http';
 import { EventEmitter } from 'node:events';
 import { createECDH, createPublicKey, randomBytes, randomUUID, timingSafeEqual, verify, type ECDH } from 'node:crypto';
 
-interface HttpEce {
-  decrypt(buffer: Buffer, params: { version: 'aes128gcm'; privateKey: ECDH; authSecret: Buffer }): Buffer;
-}
-// http_ece ships no type declarations, so it is loaded untyped and given the one signature used here.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ece = require('http_ece') as HttpEce;
+import { ece } from './push-browser';
 
 /** A subscription as `PushSubscription.toJSON()` returns it, plus the fake's id for it. */
 export interface FakeSubscription {

@@ -1,22 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createECDH, randomBytes, type ECDH } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeraldError } from '../../server/errors';
 import { EncryptPool, EncryptThreadError, defaultEncryptThreads } from '../../server/push/encrypt-pool';
+import { ece, pushBrowser as browser, type PushBrowser } from '../helpers/push-browser';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ece = require('http_ece') as { decrypt(body: Buffer, params: { version: 'aes128gcm'; privateKey: ECDH; authSecret: Buffer }): Buffer };
-
-function browser(): { ecdh: ECDH; auth: Buffer; keys: { p256dh: string; auth: string } } {
-  const ecdh = createECDH('prime256v1');
-  const auth = randomBytes(16);
-  return { ecdh, auth, keys: { p256dh: ecdh.generateKeys().toString('base64url'), auth: auth.toString('base64url') } };
-}
-
-const decrypt = (b: ReturnType<typeof browser>, body: Buffer): string =>
+const decrypt = (b: PushBrowser, body: Buffer): string =>
   ece.decrypt(body, { version: 'aes128gcm', privateKey: b.ecdh, authSecret: b.auth }).toString('utf8');
 
 void test('the default is one thread per CPU beyond the first, at most 4', () => {

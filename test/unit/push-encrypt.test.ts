@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import { createECDH } from 'node:crypto';
 import { HeraldError } from '../../server/errors';
 import {
   ENCRYPTION_OVERHEAD_BYTES,
@@ -9,8 +9,7 @@ import {
   encryptPayload,
 } from '../../server/push/encrypt-payload';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ece = require('http_ece') as { decrypt(body: Buffer, params: { version: 'aes128gcm'; privateKey: ECDH; authSecret: Buffer }): Buffer };
+import { ece, pushBrowser as browser } from '../helpers/push-browser';
 
 /** RFC 8291 Appendix A, every value verbatim from the RFC (base64url). */
 const RFC8291 = {
@@ -25,12 +24,6 @@ const RFC8291 = {
     'DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPT' +
     'pK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN',
 };
-
-function browser(): { ecdh: ECDH; keys: { p256dh: string; auth: string }; auth: Buffer } {
-  const ecdh = createECDH('prime256v1');
-  const auth = randomBytes(16);
-  return { ecdh, auth, keys: { p256dh: ecdh.generateKeys().toString('base64url'), auth: auth.toString('base64url') } };
-}
 
 void test('RFC 8291 Appendix A body decrypts to the watermelon text (http_ece as the user agent)', () => {
   const body = Buffer.from(RFC8291.body, 'base64url');
