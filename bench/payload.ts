@@ -52,8 +52,13 @@ export class MarkerCursor {
   /** Next marker at or after the frames still to come; -1: none in this read; -2: not searched yet. */
   private at = -2;
 
-  startRead(buf: Buffer): void {
-    this.buf = buf;
+  /**
+   * Starts on a read of `len` bytes in `buf`. The search is bounded by a view of those bytes: the shared
+   * read buffer is 64 KB, and a read without a marker (a run of member_added) would otherwise be searched
+   * to its end, through whatever earlier reads left there.
+   */
+  startRead(buf: Buffer, len: number): void {
+    this.buf = len === buf.length ? buf : buf.subarray(0, len);
     this.at = -2;
   }
 

@@ -209,7 +209,7 @@ export class WsClient {
 
   /** Handles the whole frames in `buf[off, len)`; returns where the first unfinished one starts. */
   private onFrames(buf: Buffer, len: number, off: number, recvUs: number): number {
-    this.markers.startRead(buf);
+    this.markers.startRead(buf, len);
     while (len - off >= 2) {
       const b0 = buf[off];
       const b1 = buf[off + 1];
