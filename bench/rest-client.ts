@@ -13,7 +13,8 @@
  * (RFC 9112 §6.3). One request at a time per connection (no pipelining); `Connection: close` (soketi
  * answers every request so) retires the connection and the next request opens a new one.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { HTTP_HEAD_END, connectReading } from './shared-read';
 import { signedRestPath, type AppCredentials } from './signing';
 
 export interface ServerAddress {
@@ -30,9 +31,6 @@ export interface SignedRequest {
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Enough of a failed answer's body to say what went wrong. */
 const ERROR_TEXT_CHARS = 300;
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-/** One read buffer for every connection; reads are handled synchronously and nothing keeps it. */
-const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 interface InFlight {
   resolve(): void;
@@ -64,12 +62,7 @@ class HttpConnection {
     private readonly onDone: (conn: HttpConnection, status: number, bodyText: string) => void,
     private readonly onFail: (conn: HttpConnection, err: Error) => void,
   ) {
-    this.socket = netConnect({
-      host: server.host,
-      port: server.port,
-      onread: { buffer: SHARED_READ_BUFFER, callback: (n: number) => (this.onData(SHARED_READ_BUFFER, n), true) },
-    });
-    this.socket.setNoDelay(true);
+    this.socket = connectReading(server, (buf, len) => this.onData(buf, len));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => this.onClose());
   }
@@ -101,7 +94,7 @@ class HttpConnection {
     let off = 0;
     if (this.framing === null) {
       const joined = this.head === null ? buf.subarray(0, len) : Buffer.concat([this.head, buf.subarray(0, len)]);
-      const end = joined.indexOf(HEAD_END);
+      const end = joined.indexOf(HTTP_HEAD_END);
       if (end < 0) {
         this.head = Buffer.from(joined);
         return;
@@ -110,7 +103,7 @@ class HttpConnection {
       if (!this.parseHead(joined.toString('latin1', 0, end))) return;
       buf = joined;
       len = joined.length;
-      off = end + HEAD_END.length;
+      off = end + HTTP_HEAD_END.length;
     }
     this.onBody(buf, off, len);
   }

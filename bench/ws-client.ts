@@ -12,20 +12,17 @@
  * events (connection_established, subscription_succeeded, errors) are parsed as JSON.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { MarkerCursor, findSentUs, nowUs } from './payload';
+import { HTTP_HEAD_END, connectReading } from './shared-read';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 // One handshake key per generator process: servers do not track keys, and a fixed key lets the expected
 // accept value be computed once instead of once per socket.
 const HANDSHAKE_KEY = randomBytes(16).toString('base64');
 const EXPECTED_ACCEPT = createHash('sha1').update(HANDSHAKE_KEY + WS_GUID).digest('base64');
-const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
 const EVENT_FIELD = Buffer.from('"event":"', 'latin1');
 const CHANNEL_FIELD = Buffer.from('"channel":"', 'latin1');
-
-/** One read buffer for every socket (see `connect`); 64 KB is what libuv would allocate per read anyway. */
-const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 const OP_CONTINUATION = 0x0;
 const OP_TEXT = 0x1;
@@ -85,24 +82,10 @@ export class WsClient {
 
   /** Opens a socket and resolves once the server sent `pusher:connection_established`. */
   static connect(opts: WsConnectOptions): Promise<WsClient> {
-    // `onread` hands each read to us in one shared buffer: no Buffer allocation and no stream machinery
-    // per read, which is most of the generator's cost per delivery. Safe because frames are handled
-    // synchronously and any partial frame is copied out before the next read.
+    // Reads arrive in the generator's shared buffer (shared-read.ts); a partial frame is copied out.
     let client: WsClient | null = null;
-    const socket = netConnect({
-      host: opts.host,
-      port: opts.port,
-      localAddress: opts.localAddress,
-      onread: {
-        buffer: SHARED_READ_BUFFER,
-        callback: (bytes: number) => {
-          client?.onData(SHARED_READ_BUFFER, bytes);
-          return true;
-        },
-      },
-    });
+    const socket = connectReading(opts, (buf, len) => client?.onData(buf, len));
     client = new WsClient(socket, opts.events);
-    socket.setNoDelay(true);
     const c = client;
     return new Promise<WsClient>((resolve, reject) => {
       c.pendingOpen = {
@@ -175,7 +158,7 @@ export class WsClient {
       this.rest = null;
     }
     if (!this.upgraded) {
-      const end = buf.subarray(0, len).indexOf(HEADER_END);
+      const end = buf.subarray(0, len).indexOf(HTTP_HEAD_END);
       if (end < 0) {
         this.rest = Buffer.from(buf.subarray(0, len));
         return;
@@ -191,7 +174,7 @@ export class WsClient {
         return;
       }
       this.upgraded = true;
-      off = end + HEADER_END.length;
+      off = end + HTTP_HEAD_END.length;
     }
     off = this.onFrames(buf, len, off, recvUs);
     if (this.closed || off >= len) return;
