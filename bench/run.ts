@@ -133,6 +133,7 @@ async function runScenario(scenario: Scenario, target: string, opts: BenchOption
       smoke: opts.smoke,
       count: (full, smoke, min = 1) => (opts.smoke ? smoke : Math.max(min, Math.round(full * opts.scale))),
       durationMs: (fullS, smokeS) => 1000 * (opts.smoke ? smokeS : (opts.seconds ?? fullS)),
+      warmUpMs: (fullS, smokeS) => 1000 * (opts.smoke ? smokeS : fullS),
       onCleanup: (fn) => activeCleanups.push(fn),
       log: say,
     };

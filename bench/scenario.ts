@@ -49,6 +49,8 @@ export interface ScenarioContext {
   count(full: number, smoke: number, min?: number): number;
   /** Measured window length in ms: `fullS` (or `--seconds`) / `smokeS`. */
   durationMs(fullS: number, smokeS: number): number;
+  /** A warm-up's length in ms: `fullS` / `smokeS` (`--seconds` sets the window, not the warm-up). */
+  warmUpMs(fullS: number, smokeS: number): number;
   /**
    * Registers a teardown the runner calls after the scenario (also on error), in reverse order, awaiting
    * each. On SIGINT they are called without waiting, before every process is killed.

@@ -6,7 +6,7 @@
 import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
-import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut, triggerRig } from '../trigger-load';
+import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut, triggerRig, warmUpFlatOut } from '../trigger-load';
 
 const CHANNEL = 'bench-fanout';
 const SUBSCRIBE_TIMEOUT_MS = 15_000;
@@ -51,8 +51,11 @@ async function runFanout(spec: FanoutSpec, ctx: ScenarioContext): Promise<Scenar
   // window, and proves that every subscriber is really receiving.
   await rest.post(rest.signTrigger([CHANNEL], makePayload(nowUs())));
   await afterWarmUp(rest, counter, subscribers, 'subscribers');
-  if (spec.rate !== 'max') {
-    const warmUpTriggers = await triggerAtRate(rest, () => [CHANNEL], spec.rate, ctx.durationMs(RATE_WARM_UP_S.full, RATE_WARM_UP_S.smoke));
+  const flatOut = { rest, counter, next: () => rest.signTrigger([CHANNEL], makePayload(nowUs())), fanout: subscribers, inFlight: 8, maxUndelivered: 16 };
+  if (spec.rate === 'max') {
+    await warmUpFlatOut(ctx, flatOut, 'deliveries');
+  } else {
+    const warmUpTriggers = await triggerAtRate(rest, () => [CHANNEL], spec.rate, ctx.warmUpMs(RATE_WARM_UP_S.full, RATE_WARM_UP_S.smoke));
     await afterWarmUp(rest, counter, warmUpTriggers * subscribers, 'deliveries');
   }
 
@@ -60,17 +63,7 @@ async function runFanout(spec: FanoutSpec, ctx: ScenarioContext): Promise<Scenar
   ctx.log(`triggering ${spec.rate === 'max' ? 'flat out' : `${spec.rate}/s`} for ${durationMs / 1000} s`);
   const window = new MeasureWindow(server.pid);
   const triggers =
-    spec.rate === 'max'
-      ? await triggerFlatOut({
-          rest,
-          counter,
-          next: () => rest.signTrigger([CHANNEL], makePayload(nowUs())),
-          fanout: subscribers,
-          inFlight: 8,
-          maxUndelivered: 16,
-          durationMs,
-        })
-      : await triggerAtRate(rest, () => [CHANNEL], spec.rate, durationMs);
+    spec.rate === 'max' ? await triggerFlatOut({ ...flatOut, durationMs }) : await triggerAtRate(rest, () => [CHANNEL], spec.rate, durationMs);
   return endTriggerWindow(
     { rest, counter, window, fanout: subscribers, durationMs, triggers, unexpectedCloses: () => fleet.unexpectedCloses },
     { subscribers },

@@ -5,7 +5,7 @@
 import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
 import type { Scenario, ScenarioResult, ScenarioContext } from '../scenario';
-import { afterWarmUp, endTriggerWindow, triggerFlatOut, triggerRig } from '../trigger-load';
+import { afterWarmUp, endTriggerWindow, triggerFlatOut, triggerRig, warmUpFlatOut } from '../trigger-load';
 
 /** Channels per trigger: the protocol's limit (protocol.md §3). */
 const CHANNELS_PER_TRIGGER = 100;
@@ -39,19 +39,20 @@ async function runMultiChannel(ctx: ScenarioContext): Promise<ScenarioResult> {
 
   await rest.post(rest.signTrigger(groupChannels[0], makePayload(nowUs())));
   await afterWarmUp(rest, counter, perTrigger, 'channels');
+  const load = {
+    rest,
+    counter,
+    next: (i: number) => rest.signTrigger(groupChannels[i % groups], makePayload(nowUs())),
+    fanout: perTrigger,
+    inFlight: 16,
+    maxUndelivered: 64,
+  };
+  await warmUpFlatOut(ctx, load, 'deliveries');
 
   const durationMs = ctx.durationMs(10, 2);
   ctx.log(`triggering ${perTrigger} channels per request flat out for ${durationMs / 1000} s`);
   const window = new MeasureWindow(server.pid);
-  const triggers = await triggerFlatOut({
-    rest,
-    counter,
-    next: (i) => rest.signTrigger(groupChannels[i % groups], makePayload(nowUs())),
-    fanout: perTrigger,
-    inFlight: 16,
-    maxUndelivered: 64,
-    durationMs,
-  });
+  const triggers = await triggerFlatOut({ ...load, durationMs });
   return endTriggerWindow(
     { rest, counter, window, fanout: perTrigger, durationMs, triggers, unexpectedCloses: () => fleet.unexpectedCloses },
     { sockets, channelsPerTrigger: perTrigger },

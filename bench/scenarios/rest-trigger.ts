@@ -10,7 +10,7 @@ import { MeasureWindow, cpuPerUnitUs, round, windowNotes } from '../measure-wind
 import { makePayload, nowUs } from '../payload';
 import type { SignedRequest } from '../rest-client';
 import { type Scenario, type ScenarioContext, type ScenarioResult } from '../scenario';
-import { drainDeliveries, triggerFlatOut, triggerRig } from '../trigger-load';
+import { afterWarmUp, drainDeliveries, triggerFlatOut, triggerRig, warmUpFlatOut } from '../trigger-load';
 
 const IN_FLIGHT = 32;
 /** Distinct pre-signed requests, reused round-robin; the 600 s timestamp window easily covers a run. */
@@ -49,25 +49,16 @@ async function runRestTrigger(ctx: ScenarioContext, fullSubscribers: number): Pr
   }
   const pool: SignedRequest[] = Array.from({ length: POOL_SIZE }, () => rest.signTrigger([channel], makePayload(nowUs())));
 
-  // Warm up: open all keep-alive connections and get past first-call costs on both sides.
+  // Open every keep-alive connection and prove the path, then run the window's own load until warm.
   await Promise.all(pool.slice(0, IN_FLIGHT).map((req) => rest.post(req)));
-  rest.assertUsable();
-  await drainDeliveries(counter, IN_FLIGHT * subscribers);
-  counter.reset();
-  rest.resetCounts();
+  await afterWarmUp(rest, counter, IN_FLIGHT * subscribers, 'deliveries');
+  const load = { rest, counter, next: (i: number) => pool[i % POOL_SIZE], fanout: subscribers, inFlight: IN_FLIGHT, maxUndelivered: 4 * IN_FLIGHT };
+  await warmUpFlatOut(ctx, load, 'deliveries');
 
   const durationMs = ctx.durationMs(10, 2);
   ctx.log(`triggering flat out for ${durationMs / 1000} s`);
   const window = new MeasureWindow(server.pid);
-  const requests = await triggerFlatOut({
-    rest,
-    counter,
-    next: (i) => pool[i % POOL_SIZE],
-    fanout: subscribers,
-    inFlight: IN_FLIGHT,
-    maxUndelivered: 4 * IN_FLIGHT,
-    durationMs,
-  });
+  const requests = await triggerFlatOut({ ...load, durationMs });
   rest.assertUsable();
   const expected = rest.ok * subscribers;
   const drained = await drainDeliveries(counter, expected);
