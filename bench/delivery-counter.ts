@@ -13,6 +13,13 @@ export class DeliveryCounter implements WsEvents {
    * lookup per event instead of a get and a set, for the millions of member_added of a presence run.
    */
   readonly otherEvents = new Map<string, { n: number }>();
+  /**
+   * The last name counted and its box. The client hands over the very string it returned for the previous
+   * frame when the name repeats, so a run of member_added costs a pointer compare each, not a Map lookup
+   * (which was ~3 % of the generator's core in presence-join).
+   */
+  private lastName = '';
+  private lastBox: { n: number } | null = null;
 
   onDelivery(sentUs: number, recvUs: number): void {
     this.count++;
@@ -21,9 +28,18 @@ export class DeliveryCounter implements WsEvents {
   }
 
   onOtherEvent(name: string): void {
-    const count = this.otherEvents.get(name);
-    if (count === undefined) this.otherEvents.set(name, { n: 1 });
-    else count.n++;
+    if (name === this.lastName && this.lastBox !== null) {
+      this.lastBox.n++;
+      return;
+    }
+    let box = this.otherEvents.get(name);
+    if (box === undefined) {
+      box = { n: 0 };
+      this.otherEvents.set(name, box);
+    }
+    box.n++;
+    this.lastName = name;
+    this.lastBox = box;
   }
 
   other(name: string): number {
@@ -36,5 +52,6 @@ export class DeliveryCounter implements WsEvents {
     this.latency = new LatencyHistogram();
     this.lastRecvUs = 0;
     this.otherEvents.clear();
+    this.lastBox = null;
   }
 }

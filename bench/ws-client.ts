@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { giveBackFrameBuffer, takeFrameBuffer } from './frame-buffers';
 import { MarkerCursor, findSentUs, nowUs } from './payload';
 import { HTTP_HEAD_END, connectReading } from './shared-read';
 
@@ -150,6 +151,7 @@ export class WsClient {
       if (this.bigFilled < big.length) return;
       this.big = null;
       this.onFrames(big, big.length, 0, recvUs);
+      giveBackFrameBuffer(big);
       if (this.closed) return;
       off = take;
     } else if (this.rest !== null) {
@@ -183,7 +185,7 @@ export class WsClient {
     // buffer.
     const total = frameBytes(buf, off, len);
     if (total > 0) {
-      this.big = Buffer.allocUnsafe(total);
+      this.big = takeFrameBuffer(total);
       this.bigFilled = buf.copy(this.big, 0, off, len);
     } else {
       this.rest = Buffer.from(buf.subarray(off, len));

@@ -82,3 +82,50 @@ test('the bench client reads every frame, however the stream is cut into reads',
   assert.equal(deliveries, expectedDeliveries);
   assert.equal(client.closed, false);
 });
+
+/**
+ * Frames that span reads are copied into buffers that are reused once handled (bench/frame-buffers.ts).
+ * Two clients with large frames half-arrived at the same time must each keep their own.
+ */
+test('two bench clients with large frames in flight at once each count their own', async (t) => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+  t.after(() => wss.close());
+  await new Promise<void>((resolve) => wss.on('listening', () => resolve()));
+  const serverSockets: Socket[] = [];
+  wss.on('connection', (ws) => {
+    ws.send(encodeFrame('pusher:connection_established', { socket_id: `1.${serverSockets.length}`, activity_timeout: 120 }));
+    serverSockets.push((ws as unknown as { _socket: Socket })._socket);
+  });
+  const port = (wss.address() as AddressInfo).port;
+  const seen = [new Map<string, number>(), new Map<string, number>()];
+  const clients = await Promise.all(
+    seen.map((counts) =>
+      WsClient.connect({
+        host: '127.0.0.1',
+        port,
+        path: '/app/key?protocol=7',
+        timeoutMs: 5_000,
+        events: { onDelivery: () => undefined, onOtherEvent: (name) => counts.set(name, (counts.get(name) ?? 0) + 1) },
+      }),
+    ),
+  );
+  t.after(() => clients.forEach((c) => c.close()));
+  assert.equal(serverSockets.length, 2);
+
+  // Frames of 100–130 KB (the same pooled size), each client's with its own names, written in halves
+  // alternately: every second write leaves both clients with a frame half-arrived.
+  const rounds = 6;
+  const streams = [0, 1].map((k) =>
+    Buffer.concat(Array.from({ length: rounds }, (_, i) => textFrame(encodeFrame(`big-${k}-${i % 2}`, String(k).repeat(100_000 + 5_000 * i), 'c')))),
+  );
+  const half = Math.ceil(Math.max(...streams.map((s) => s.length)) / (2 * rounds));
+  for (let at = 0; at < Math.max(...streams.map((s) => s.length)); at += half) {
+    for (const k of [0, 1]) if (at < streams[k].length) serverSockets[k].write(streams[k].subarray(at, at + half));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const deadline = Date.now() + 5_000;
+  const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  while ((total(seen[0]) < rounds || total(seen[1]) < rounds) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  for (const k of [0, 1]) assert.deepEqual(Object.fromEntries([...seen[k]].sort()), { [`big-${k}-0`]: rounds / 2, [`big-${k}-1`]: rounds / 2 });
+  assert.ok(clients.every((c) => !c.closed));
+});
