@@ -6,19 +6,12 @@
 import { MeasureWindow } from '../measure-window';
 import { makePayload, nowUs } from '../payload';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario';
-import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut, triggerRig, warmUpFlatOut } from '../trigger-load';
+import { afterWarmUp, endTriggerWindow, triggerAtRate, triggerFlatOut, triggerRig, warmUpAtRate, warmUpFlatOut } from '../trigger-load';
 
 const CHANNEL = 'bench-fanout';
 const SUBSCRIBE_TIMEOUT_MS = 15_000;
 /** Handshakes in flight while setting up subscribers (setup is not measured here). */
 const SETUP_CONCURRENCY = 200;
-/**
- * Seconds of triggers at the scenario's own rate before a fixed-rate window opens. A fresh process spends
- * its first few hundred ms compiling the hot paths, and on a pinned core V8's compiler threads take turns
- * with the event loop: without this, the first ~8 triggers of the window (server and generator alike) ran
- * 2–3× slower than the rest and alone set the p99 of fanout-1k (each trigger is 1 % of its deliveries).
- */
-const RATE_WARM_UP_S = { full: 2, smoke: 0.2 };
 
 interface FanoutSpec {
   name: string;
@@ -52,12 +45,8 @@ async function runFanout(spec: FanoutSpec, ctx: ScenarioContext): Promise<Scenar
   await rest.post(rest.signTrigger([CHANNEL], makePayload(nowUs())));
   await afterWarmUp(rest, counter, subscribers, 'subscribers');
   const flatOut = { rest, counter, next: () => rest.signTrigger([CHANNEL], makePayload(nowUs())), fanout: subscribers, inFlight: 8, maxUndelivered: 16 };
-  if (spec.rate === 'max') {
-    await warmUpFlatOut(ctx, flatOut, 'deliveries');
-  } else {
-    const warmUpTriggers = await triggerAtRate(rest, () => [CHANNEL], spec.rate, ctx.warmUpMs(RATE_WARM_UP_S.full, RATE_WARM_UP_S.smoke));
-    await afterWarmUp(rest, counter, warmUpTriggers * subscribers, 'deliveries');
-  }
+  if (spec.rate === 'max') await warmUpFlatOut(ctx, flatOut, 'deliveries');
+  else await warmUpAtRate(ctx, { rest, counter, channels: [CHANNEL], rate: spec.rate, fanout: subscribers }, 'deliveries');
 
   const durationMs = ctx.durationMs(spec.seconds.full, spec.seconds.smoke);
   ctx.log(`triggering ${spec.rate === 'max' ? 'flat out' : `${spec.rate}/s`} for ${durationMs / 1000} s`);
