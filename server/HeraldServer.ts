@@ -1,9 +1,9 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Adapter } from './adapter/Adapter';
 import { LocalAdapter } from './adapter/LocalAdapter';
 import { AppRegistry } from './apps/AppRegistry';
-import { HeraldError } from './errors';
+import { ERRORS, HeraldError } from './errors';
 import { Gateway } from './Gateway';
 import { healthPlugin } from './http/health-plugin';
 import { restPlugin } from './http/rest-plugin';
@@ -43,6 +43,15 @@ export interface Backends {
  * One Herald node: the HTTP/WebSocket shell around the gateway core. `start()` listens; `stop()` drains
  * sockets with 4200, finishes in-flight requests and closes the backends.
  */
+/**
+ * Longest path segment the router takes (fastify's default, 100, answered 414 to `GET /channels/:channel`
+ * for a valid channel of 101 characters). Channel names may be 1000 characters (the most
+ * `maxChannelNameLength` allows) and a client may percent-encode each of `,;=@` as 3; user and device ids
+ * (at most 164 characters of any script) take at most 12 per character. The handlers check each name against
+ * the app's own limits and answer 400.
+ */
+const MAX_PATH_PARAM_LENGTH = 3000;
+
 export class HeraldServer {
   readonly gateway: Gateway;
   readonly http: FastifyInstance;
@@ -81,6 +90,14 @@ export class HeraldServer {
       logController: new LogController({ disableRequestLogging: true }),
       childLoggerFactory: lazyRequestLogger as unknown as NonNullable<FastifyServerOptions['childLoggerFactory']>,
       bodyLimit: options.maxRequestBytes,
+      routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+      // The router's own refusals (a bad %-escape, an over-long segment) answer like every other error,
+      // from the table, instead of fastify's default body that echoes the whole path back.
+      frameworkErrors: (err, req, reply) => {
+        const name = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'PATH_TOO_LONG' : 'BAD_PATH';
+        req.log.debug({ err: err.code, url: req.url.slice(0, 200) }, 'request refused');
+        return (reply as FastifyReply).code(ERRORS[name].status).send({ error: ERRORS[name].message });
+      },
       trustProxy: options.trustProxy ?? configDefault('trustProxy'),
       return503OnClosing: true,
       forceCloseConnections: 'idle',

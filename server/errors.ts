@@ -67,6 +67,8 @@ export const ERRORS = {
   AUTH_SIGNATURE: { status: 401, pusherCode: null, message: 'Invalid signature' },
   BAD_REQUEST: { status: 400, pusherCode: null, message: 'Bad request' },
   BAD_JSON: { status: 400, pusherCode: null, message: 'Request body is not valid JSON' },
+  BAD_PATH: { status: 400, pusherCode: null, message: 'The path is not valid percent-encoding' },
+  PATH_TOO_LONG: { status: 414, pusherCode: null, message: 'A path segment is longer than any name Herald accepts' },
   PAYLOAD_TOO_LARGE: { status: 413, pusherCode: null, message: 'Payload too large' },
   NOT_FOUND: { status: 404, pusherCode: null, message: 'Not found' },
   RATE_LIMITED: { status: 429, pusherCode: null, message: 'Rate limit exceeded' },

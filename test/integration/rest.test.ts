@@ -119,6 +119,38 @@ test('GET channels, channel and users', async (t) => {
   await bad('/channels/bad%20name');
 });
 
+test('names in the path up to the app limits are served, percent-encoded or not; past them 400, and a broken path 400', async (t) => {
+  const h = await startHerald({ apps: [{ maxChannelNameLength: 1000 }] });
+  t.after(() => h.stop());
+  // The longest channel the app allows, every character of its tail one that clients may percent-encode.
+  const longest = `presence-${',;=@'.repeat(247)}abc`;
+  assert.equal(longest.length, 1000);
+  const userId = 'ü'.repeat(128);
+  const c = await subscriber(h, longest, userId);
+  t.after(() => c.close());
+  const app = `/apps/${h.app.id}`;
+  const channelPath = `${app}/channels/${encodeURIComponent(longest)}`;
+  assert.deepEqual((await signed(h, 'GET', channelPath, undefined, { query: { info: 'user_count' } })).json, { occupied: true, user_count: 1 });
+  assert.deepEqual((await signed(h, 'GET', `${channelPath}/users`)).json, { users: [{ id: userId }] });
+  const terminate = await signed(h, 'POST', `${app}/users/${encodeURIComponent(userId)}/terminate_connections`, '{}');
+  assert.equal(terminate.status, 200);
+
+  const tooLong = await signed(h, 'GET', `${app}/channels/${encodeURIComponent(`${longest}x`)}`);
+  assert.equal(tooLong.status, 400);
+  assert.match(String(tooLong.json.error), /longer than 1000/);
+  const userTooLong = await signed(h, 'POST', `${app}/users/${encodeURIComponent(`${userId}ü`)}/terminate_connections`, '{}');
+  assert.equal(userTooLong.status, 400);
+  assert.match(String(userTooLong.json.error), /longer than 128/);
+  // Past anything a name could be, and a bad %-escape: errors from the table, without the path echoed back.
+  for (const [path, status] of [[`${app}/channels/${'a'.repeat(3001)}`, 414], [`${app}/channels/%E0%A4%A`, 400]] as const) {
+    const res = await fetch(`${h.baseUrl}${path}`);
+    assert.equal(res.status, status, path.slice(0, 60));
+    const body = (await res.json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body), ['error']);
+    assert.ok(!String(body.error).includes('/apps/'), String(body.error));
+  }
+});
+
 test('signature failures answer 401 with a JSON error', async (t) => {
   const h = await startHerald({ apps: [{}, {}] });
   t.after(() => h.stop());
