@@ -21,35 +21,11 @@ import { startHerald, type TestHerald } from '../helpers/herald';
 import { startCluster } from '../helpers/cluster';
 import { RawClient, roundTrip, serverSdk } from '../helpers/clients';
 import { WebhookReceiver } from '../helpers/WebhookReceiver';
+import { Pick, fuzzSeed, oddValue } from '../helpers/fuzz';
 
 const FRAMES = 2500;
 const FUZZ_SOCKETS = 12;
 const REST_REQUESTS = 600;
-
-/** mulberry32: small, seedable, good enough to pick inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Pick {
-  constructor(readonly random: () => number) {}
-  int(n: number): number {
-    return Math.floor(this.random() * n);
-  }
-  chance(p: number): boolean {
-    return this.random() < p;
-  }
-  one<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)];
-  }
-}
 
 const CHANNELS = [
   'public-a', 'cache-a', 'private-a', 'private-cache-a', 'private-encrypted-a', 'presence-a', 'presence-b',
@@ -64,34 +40,15 @@ const EVENTS: unknown[] = [
 ];
 const ODD_TEXT = ['{', '[]', 'null', '"x"', '1e999', '{"event":"pusher:subscribe","data":', '\u0000', '{}'.repeat(50)];
 
-function oddValue(p: Pick, depth = 0): unknown {
-  switch (p.int(depth > 2 ? 6 : 9)) {
-    case 0: return null;
-    case 1: return p.chance(0.5);
-    case 2: return p.one([0, -1, 1.5, 2 ** 53, -0, 1e308]);
-    case 3: return p.one(['', 'x', '__proto__', 'constructor', '{"user_id":"u1"}', 'ü'.repeat(p.int(40)), 'y'.repeat(p.int(3000))]);
-    case 4: return p.one(CHANNELS);
-    case 5: return p.one(USER_IDS);
-    case 6: return Array.from({ length: p.int(4) }, () => oddValue(p, depth + 1));
-    default: {
-      const o: Record<string, unknown> = {};
-      for (let i = p.int(4); i > 0; i--) {
-        Object.defineProperty(o, p.one(['channel', 'data', 'user_id', 'user_info', 'auth', 'id', '__proto__', 'constructor', 'k']), {
-          value: oddValue(p, depth + 1),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
-      return o;
-    }
-  }
+/** Odd values drawn partly from the protocol's own names. */
+function odd(p: Pick): unknown {
+  return oddValue(p, [...CHANNELS, ...USER_IDS]);
 }
 
 function presenceData(p: Pick): string {
-  if (p.chance(0.15)) return JSON.stringify(oddValue(p));
+  if (p.chance(0.15)) return JSON.stringify(odd(p));
   const member: Record<string, unknown> = { user_id: p.one(USER_IDS) };
-  if (p.chance(0.6)) member.user_info = p.chance(0.7) ? { name: p.one(['Ann', 'Bob', 'ü']) } : oddValue(p);
+  if (p.chance(0.6)) member.user_info = p.chance(0.7) ? { name: p.one(['Ann', 'Bob', 'ü']) } : odd(p);
   return JSON.stringify(member);
 }
 
@@ -109,20 +66,20 @@ function fuzzFrame(p: Pick, app: AppOptions, socketId: string): string {
     const d: Record<string, unknown> = { channel };
     const channelData = channel.startsWith('presence-') || p.chance(0.1) ? presenceData(p) : undefined;
     if (channelData !== undefined) d.channel_data = channelData;
-    d.auth = p.chance(0.7) ? sign(app, channelAuthString(socketId, channel, channelData)) : oddValue(p);
+    d.auth = p.chance(0.7) ? sign(app, channelAuthString(socketId, channel, channelData)) : odd(p);
     data = d;
   } else if (event === 'pusher:signin' && p.chance(0.8)) {
-    const userData = p.chance(0.8) ? JSON.stringify({ id: p.one(USER_IDS), watchlist: p.chance(0.3) ? oddValue(p) : undefined }) : String(oddValue(p));
-    data = { user_data: userData, auth: p.chance(0.7) ? sign(app, userAuthString(socketId, userData)) : oddValue(p) };
+    const userData = p.chance(0.8) ? JSON.stringify({ id: p.one(USER_IDS), watchlist: p.chance(0.3) ? odd(p) : undefined }) : String(odd(p));
+    data = { user_data: userData, auth: p.chance(0.7) ? sign(app, userAuthString(socketId, userData)) : odd(p) };
   } else if (event === 'pusher:unsubscribe' && p.chance(0.8)) {
     data = { channel };
   } else {
-    data = oddValue(p);
+    data = odd(p);
   }
   // pusher-js sends `data` as an object; older clients sent it as a JSON string, which must work the same.
   if (data !== undefined && typeof data === 'object' && p.chance(0.2)) data = JSON.stringify(data);
   const frame: Record<string, unknown> = { event, data };
-  if ((typeof event === 'string' && event.startsWith('client-')) || p.chance(0.1)) frame.channel = p.chance(0.9) ? channel : oddValue(p);
+  if ((typeof event === 'string' && event.startsWith('client-')) || p.chance(0.1)) frame.channel = p.chance(0.9) ? channel : odd(p);
   return JSON.stringify(frame);
 }
 
@@ -187,19 +144,12 @@ function safeParse(s: string): unknown {
   }
 }
 
-function seedFor(t: TestContext): number {
-  const given = process.env.HERALD_FUZZ_SEED;
-  const seed = given !== undefined ? Number(given) : Math.floor(Math.random() * 2 ** 31);
-  t.diagnostic(`seed ${seed} (HERALD_FUZZ_SEED=${seed} replays it)`);
-  return seed;
-}
-
 /**
  * Runs the WebSocket storm against `nodes` (sockets spread over them), then checks what must hold. The
  * neighbour sits on `nodes[0]`, subscribed to `public-shared`, which nothing in the storm names.
  */
 async function webSocketStorm(t: TestContext, nodes: TestHerald[], app: AppOptions, receiver: WebhookReceiver): Promise<void> {
-  const p = new Pick(rng(seedFor(t)));
+  const p = new Pick(fuzzSeed(t));
   const neighbour = await RawClient.connect(nodes[0], { key: app.key });
   t.after(() => neighbour.close());
   neighbour.send({ event: 'pusher:subscribe', data: { channel: 'public-shared' } });
@@ -345,7 +295,7 @@ async function signedFetch(h: TestHerald, method: 'GET' | 'POST', path: string, 
 }
 
 test('fuzz: signed REST requests with random bodies and queries get a 2xx or a table error, never a 500', async (t) => {
-  const p = new Pick(rng(seedFor(t)));
+  const p = new Pick(fuzzSeed(t));
   const h = await startHerald({ apps: [{ maxRestRequestsPerSecond: -1, maxBackendEventsPerSecond: -1 }] });
   t.after(() => h.stop());
   const listener = await RawClient.connect(h);
@@ -359,16 +309,16 @@ test('fuzz: signed REST requests with random bodies and queries get a 2xx or a t
     let res: Response;
     if (route <= 2) {
       const event: Record<string, unknown> = p.chance(0.8)
-        ? { name: p.chance(0.8) ? 'ev' : oddValue(p), data: p.chance(0.5) ? JSON.stringify(oddValue(p)) : oddValue(p) }
-        : (oddValue(p) as Record<string, unknown>);
+        ? { name: p.chance(0.8) ? 'ev' : odd(p), data: p.chance(0.5) ? JSON.stringify(odd(p)) : odd(p) }
+        : (odd(p) as Record<string, unknown>);
       if (event !== null && typeof event === 'object' && !Array.isArray(event)) {
-        if (p.chance(0.5)) event.channels = p.chance(0.8) ? Array.from({ length: p.int(4) }, () => p.one(CHANNELS)) : oddValue(p);
-        else event.channel = p.chance(0.8) ? p.one(CHANNELS) : oddValue(p);
-        if (p.chance(0.2)) event.socket_id = p.chance(0.5) ? '123.456' : oddValue(p);
+        if (p.chance(0.5)) event.channels = p.chance(0.8) ? p.some(CHANNELS, 3) : odd(p);
+        else event.channel = p.chance(0.8) ? p.one(CHANNELS) : odd(p);
+        if (p.chance(0.2)) event.socket_id = p.chance(0.5) ? '123.456' : odd(p);
         if (p.chance(0.2)) event.info = p.one(['user_count', 'subscription_count', 'bogus', '', 5]);
-        if (p.chance(0.1)) event.push = oddValue(p);
+        if (p.chance(0.1)) event.push = odd(p);
       }
-      const body = route === 2 ? JSON.stringify({ batch: p.chance(0.8) ? [event, event] : oddValue(p) }) : p.chance(0.05) ? p.one(ODD_TEXT) : JSON.stringify(event);
+      const body = route === 2 ? JSON.stringify({ batch: p.chance(0.8) ? [event, event] : odd(p) }) : p.chance(0.05) ? p.one(ODD_TEXT) : JSON.stringify(event);
       res = await signedFetch(h, 'POST', `/apps/${h.app.id}/${route === 2 ? 'batch_events' : 'events'}`, body, {});
     } else {
       const channel = encodeURIComponent(p.one(CHANNELS.filter((c) => c.length > 0)));
