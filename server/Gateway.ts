@@ -44,7 +44,8 @@ export interface Handshake {
   protocol: string | undefined;
   origin: string | undefined;
   remoteAddress: string;
-  deviceId: string | null;
+  /** The `device_id` query parameter as sent (absent: undefined); checked here like `herald:device`. */
+  deviceId: unknown;
 }
 
 /** The `info` attributes a REST caller may ask for. */
@@ -175,13 +176,17 @@ export class Gateway {
     }
     if (!this.perIp.take(hs.remoteAddress)) return refuse('IP_OVER_QUOTA');
 
-    const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, hs.deviceId, this.connectionHost);
+    // A bad device id does not refuse the socket (its events still flow), but the client hears why its device
+    // will not count as live: otherwise it would get a push for every event it also sees live.
+    const badDevice = hs.deviceId !== undefined && !isDeviceId(hs.deviceId);
+    const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, isDeviceId(hs.deviceId) ? hs.deviceId : null, this.connectionHost);
     this.connections.set(ws, conn);
     const on = this.socketListeners;
     ws.on('message', on.message);
     ws.on('pong', on.pong);
     ws.on('close', on.close);
     this.enqueue(conn, () => this.open(conn));
+    if (badDevice) this.enqueue(conn, () => this.refuseDevice(conn));
   }
 
   /** Shared by every connection: the send-buffer limit and what to do past it. */
@@ -485,7 +490,7 @@ export class Gateway {
   private async setDevice(conn: Connection, raw: unknown): Promise<void> {
     if (conn.closing) return;
     const id = dataObject(raw)?.device_id;
-    if (id !== null && !isDeviceId(id)) return this.sendError(conn, ERRORS.DEVICE_ID_INVALID.pusherCode, ERRORS.DEVICE_ID_INVALID.message);
+    if (id !== null && !isDeviceId(id)) return this.refuseDevice(conn);
     const previous = conn.deviceId;
     if (id !== previous) {
       conn.deviceId = id;
@@ -495,6 +500,10 @@ export class Gateway {
       }
     }
     conn.send(encodeFrame(DEVICE_SET_EVENT, { device_id: id }));
+  }
+
+  private refuseDevice(conn: Connection): void {
+    if (conn.established && !conn.closing) this.sendError(conn, ERRORS.DEVICE_ID_INVALID.pusherCode, ERRORS.DEVICE_ID_INVALID.message);
   }
 
   private async unsubscribe(conn: Connection, raw: unknown): Promise<void> {

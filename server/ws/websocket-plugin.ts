@@ -4,7 +4,6 @@ import type { FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import type { Gateway } from '../Gateway';
-import { isDeviceId } from '../../sdk/protocol';
 
 /** Ends the cork the upgrade's onRequest hook put on the socket (a no-op if something else ended it). */
 function uncork(socket: Socket): void {
@@ -60,7 +59,7 @@ export async function websocketPlugin(fastify: FastifyInstance, opts: { gateway:
         protocol: q.protocol,
         origin: request.headers.origin,
         remoteAddress: request.ip,
-        deviceId: isDeviceId(q.device_id) ? q.device_id : null,
+        deviceId: q.device_id,
       });
     },
   );

@@ -76,7 +76,7 @@ void test('one node: the online device gets the event on its socket, the offline
   assert.equal(typeof both.body.push.publishId, 'string');
 });
 
-void test('herald:device names the device of an open socket (and null forgets it): live without reconnecting', async (t) => {
+void test('herald:device names the device of an open socket (and null forgets it): live without reconnecting; a bad id, sent or in the URL, gets 4200 and changes nothing', async (t) => {
   const { h, fake } = await single(t);
   const d = await registerDevice(h, fake, ['news']);
   const other = await registerDevice(h, fake, ['news']);
@@ -115,6 +115,16 @@ void test('herald:device names the device of an open socket (and null forgets it
   }
   assert.deepEqual(await live(), [], 'a refused id changes nothing');
   assert.equal(c.ws.readyState, c.ws.OPEN, 'the socket stays open');
+
+  // The same refusal for a bad `device_id` in the URL: told at once, connected anyway, not live.
+  for (const bad of ['', 'x'.repeat(129), `${d.deviceId}&device_id=${other.deviceId}`]) {
+    const b = await RawClient.connect(h, { query: `${QUERY}&device_id=${bad.includes('&') ? bad : encodeURIComponent(bad)}` });
+    t.after(() => b.close());
+    assert.deepEqual((await b.next('pusher:error', 5000)).data, { code: 4200, message: 'device_id must be a string of 1 to 128 characters, or null' });
+    b.send({ event: 'pusher:subscribe', data: { channel: 'news' } });
+    await b.next('pusher_internal:subscription_succeeded', 5000, 'news');
+    assert.deepEqual(await live(), []);
+  }
 });
 
 void test('a device online on any of the event\'s channels is skipped; one push across several channels', async (t) => {
