@@ -40,10 +40,6 @@ export interface Backends {
 }
 
 /**
- * One Herald node: the HTTP/WebSocket shell around the gateway core. `start()` listens; `stop()` drains
- * sockets with 4200, finishes in-flight requests and closes the backends.
- */
-/**
  * Longest path segment the router takes (fastify's default, 100, answered 414 to `GET /channels/:channel`
  * for a valid channel of 101 characters). Channel names may be 1000 characters (the most
  * `maxChannelNameLength` allows) and a client may percent-encode each of `,;=@` as 3; user and device ids
@@ -52,6 +48,10 @@ export interface Backends {
  */
 const MAX_PATH_PARAM_LENGTH = 3000;
 
+/**
+ * One Herald node: the HTTP/WebSocket shell around the gateway core. `start()` listens; `stop()` drains
+ * sockets with 4200, finishes in-flight requests and closes the backends.
+ */
 export class HeraldServer {
   readonly gateway: Gateway;
   readonly http: FastifyInstance;
