@@ -114,6 +114,7 @@ export class HeraldServer {
       else req.log.debug({ err: err.message, url: req.url }, 'request refused');
       const message =
         err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `Request body is larger than ${options.maxRequestBytes} bytes`
+        : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? ERRORS.UNSUPPORTED_MEDIA_TYPE.message
         : status >= 500 ? 'Internal server error'
         : err.message;
       return reply.code(status).send({ error: message });

@@ -70,6 +70,7 @@ export const ERRORS = {
   BAD_PATH: { status: 400, pusherCode: null, message: 'The path is not valid percent-encoding' },
   PATH_TOO_LONG: { status: 414, pusherCode: null, message: 'A path segment is longer than any name Herald accepts' },
   PAYLOAD_TOO_LARGE: { status: 413, pusherCode: null, message: 'Payload too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, pusherCode: null, message: 'Send the body as JSON with Content-Type: application/json' },
   NOT_FOUND: { status: 404, pusherCode: null, message: 'Not found' },
   RATE_LIMITED: { status: 429, pusherCode: null, message: 'Rate limit exceeded' },
   UNAVAILABLE: { status: 503, pusherCode: null, message: 'Service unavailable' },

@@ -28,6 +28,10 @@ export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): v
     const app = gateway.apps.byId(req.params.appId);
     if (!app) fail('APP_NOT_FOUND', `App ${req.params.appId.slice(0, 64)} does not exist`);
     if (!app.enabled) fail('APP_DISABLED');
+    // A body fastify parsed as something other than JSON (text/plain has a parser of its own, and is what
+    // fetch sends a string as) never reached the JSON parser above: without this it would be checked as an
+    // empty body, and its body_md5 refused with a misleading 401.
+    if (req.rawBody === undefined && req.body !== undefined) fail('UNSUPPORTED_MEDIA_TYPE');
     const url = req.raw.url ?? '';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);

@@ -231,9 +231,17 @@ test('bad bodies: 400 for shape and limits, 413 for size', async (t) => {
   const huge = await fetch(`${h.baseUrl}${events}?auth_key=x`, { method: 'POST', body: 'x'.repeat(5000), headers: { 'Content-Type': 'application/json' } });
   assert.equal(huge.status, 413);
   assert.match(((await huge.json()) as { error: string }).error, /larger than 4096 bytes/);
-  const wrongType = await signed(h, 'POST', events, 'name=e', { contentType: 'application/x-www-form-urlencoded' });
-  assert.equal(wrongType.status, 415);
-  assert.equal(typeof wrongType.json.error, 'string');
+  // Any body not sent as JSON: 415 saying how to send it. text/plain (what fetch sends a string as) used to be
+  // taken for an empty body, and refused as a body_md5 mismatch.
+  for (const contentType of ['application/x-www-form-urlencoded', 'text/plain;charset=UTF-8', 'text/plain']) {
+    const body = contentType.startsWith('text') ? JSON.stringify({ name: 'e', channel: 'c', data: 'd' }) : 'name=e';
+    const wrongType = await signed(h, 'POST', events, body, { contentType });
+    assert.equal(wrongType.status, 415, contentType);
+    assert.deepEqual(wrongType.json, { error: 'Send the body as JSON with Content-Type: application/json' });
+  }
+  for (const contentType of ['application/json; charset=utf-8', 'Application/JSON']) {
+    assert.equal((await signed(h, 'POST', events, JSON.stringify({ name: 'e', channel: 'c', data: 'd' }), { contentType })).status, 200, contentType);
+  }
   // A batch with one bad item publishes nothing.
   const c = await subscriber(h, 'c');
   t.after(() => c.close());
