@@ -60,9 +60,9 @@ export async function triggerFlatOut(o: FlatOutOptions): Promise<number> {
 /**
  * Seconds of flat-out triggers before a throughput window opens. A fresh process runs its hot paths in
  * V8's lower tiers for its first thousands of requests (its first few hundred ms), and on a pinned core the
- * optimizing compiler takes turns with the event loop. In 2 s windows that opened after 32 warm-up requests, Herald's rest-no-subs
- * cost 89–188 µs of CPU per request and the bare server's 34, against 53–54 and 28 after this warm-up
- * (alternating runs). A server in service is warm, so every target gets the same warm-up at the window's
+ * optimizing compiler takes turns with the event loop. In 2 s windows that opened after 32 warm-up
+ * requests, Herald's rest-no-subs cost 89–188 µs of CPU per request and the bare server's 34, against 53–54
+ * and 28 after this warm-up (alternating runs). A server in service is warm, so every target gets the same warm-up at the window's
  * own load.
  */
 export const FLAT_OUT_WARM_UP_S = { full: 2, smoke: 0.5 };

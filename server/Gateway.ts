@@ -178,15 +178,15 @@ export class Gateway {
 
     // A bad device id does not refuse the socket (its events still flow), but the client hears why its device
     // will not count as live: otherwise it would get a push for every event it also sees live.
-    const badDevice = hs.deviceId !== undefined && !isDeviceId(hs.deviceId);
-    const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, isDeviceId(hs.deviceId) ? hs.deviceId : null, this.connectionHost);
+    const deviceId = isDeviceId(hs.deviceId) ? hs.deviceId : null;
+    const conn = new Connection(ws, newSocketId(), app, hs.remoteAddress, deviceId, this.connectionHost);
     this.connections.set(ws, conn);
     const on = this.socketListeners;
     ws.on('message', on.message);
     ws.on('pong', on.pong);
     ws.on('close', on.close);
     this.enqueue(conn, () => this.open(conn));
-    if (badDevice) this.enqueue(conn, () => this.refuseDevice(conn));
+    if (deviceId === null && hs.deviceId !== undefined) this.enqueue(conn, () => this.refuseDevice(conn));
   }
 
   /** Shared by every connection: the send-buffer limit and what to do past it. */

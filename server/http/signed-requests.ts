@@ -19,6 +19,10 @@ declare module 'fastify' {
  * signature on those bytes and takes the app's REST request budget before any handler parses anything.
  */
 export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): void {
+  // JSON only: fastify's own text/plain parser (what fetch sends a string as) would hand the preHandler a
+  // body it never kept as raw text, checked as empty and refused as a body_md5 mismatch. Without it, any
+  // other type is a 415 (UNSUPPORTED_MEDIA_TYPE in the error handler).
+  fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     req.rawBody = body as string;
     done(null, body);
@@ -28,10 +32,6 @@ export function useSignedRequests(fastify: FastifyInstance, gateway: Gateway): v
     const app = gateway.apps.byId(req.params.appId);
     if (!app) fail('APP_NOT_FOUND', `App ${req.params.appId.slice(0, 64)} does not exist`);
     if (!app.enabled) fail('APP_DISABLED');
-    // A body fastify parsed as something other than JSON (text/plain has a parser of its own, and is what
-    // fetch sends a string as) never reached the JSON parser above: without this it would be checked as an
-    // empty body, and its body_md5 refused with a misleading 401.
-    if (req.rawBody === undefined && req.body !== undefined) fail('UNSUPPORTED_MEDIA_TYPE');
     const url = req.raw.url ?? '';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);

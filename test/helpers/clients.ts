@@ -5,6 +5,8 @@
 import WebSocket from 'ws';
 import PusherServer from 'pusher';
 import type { AppOptions } from '../../server/options/Options';
+import { restStringToSign } from '../../sdk/protocol';
+import { hmacSha256Hex, md5Hex } from '../../sdk/protocol/node/hmac';
 import type { TestHerald } from './herald';
 
 // pusher-js ships CommonJS with a default export under `require`.
@@ -15,6 +17,21 @@ export type PusherClient = InstanceType<typeof PusherJs>;
 /** The `pusher` server SDK for the node's app, with only host and port changed. */
 export function serverSdk(h: TestHerald, app: AppOptions = h.app, extra: Record<string, unknown> = {}): PusherServer {
   return new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: h.host, port: String(h.port), useTLS: false, ...extra });
+}
+
+/**
+ * A request signed like the REST API (protocol.md §3) with the body as given, byte for byte, so a test can
+ * sign any text; `query` adds parameters to the signed ones. `path` is the full path (`/apps/:id/...`).
+ */
+export function signedFetch(h: TestHerald, method: string, path: string, body: string | null, query: Record<string, string> = {}, app: AppOptions = h.app): Promise<Response> {
+  const params: Record<string, string> = { ...query, auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+  if (body !== null) params.body_md5 = md5Hex(body);
+  params.auth_signature = hmacSha256Hex(app.secret, restStringToSign(method, path, params));
+  return fetch(`${h.baseUrl}${path}?${new URLSearchParams(params).toString()}`, {
+    method,
+    body,
+    headers: body === null ? {} : { 'content-type': 'application/json' },
+  });
 }
 
 export interface ClientOptions {

@@ -4,6 +4,8 @@
  * `HERALD_FUZZ_SEED=<seed>` replays it.
  */
 import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { ERRORS } from '../../server/errors';
 
 /** mulberry32: small, seedable, good enough to pick inputs. */
 function rng(seed: number): () => number {
@@ -71,4 +73,13 @@ export function oddValue(p: Pick, words: readonly unknown[], depth = 0): unknown
       return o;
     }
   }
+}
+
+const HTTP_STATUSES = new Set<number>(Object.values(ERRORS).map((e) => e.status));
+
+/** What every HTTP answer to random input must be: a 2xx, or a status from the error table with a JSON `error`; never a 500. */
+export function checkAnswer(what: string, status: number, body: unknown): void {
+  assert.notEqual(status, 500, `${what}: 500 ${JSON.stringify(body)}`);
+  assert.ok(status < 300 || HTTP_STATUSES.has(status), `${what}: status ${status} is not in the error table`);
+  if (status >= 400) assert.equal(typeof (body as { error?: unknown } | null)?.error, 'string', `${what}: an error names itself: ${JSON.stringify(body)}`);
 }

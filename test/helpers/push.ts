@@ -3,11 +3,10 @@
  * as a browser makes them, and a device registered against a FakePushService subscription.
  */
 import type { PublishStatus } from '../../server/push/PushStore';
-import { restStringToSign } from '../../sdk/protocol';
-import { hmacSha256Hex, md5Hex } from '../../sdk/protocol/node/hmac';
 import type { AppOptions, HeraldOptions, PushOptions } from '../../server/options/Options';
 import type { FakePushService, FakeSubscription } from './FakePushService';
 import type { TestHerald } from './herald';
+import { signedFetch } from './clients';
 import { waitFor } from './redis';
 
 export const PUSH_SUBJECT = 'mailto:ops@herald.example.com';
@@ -30,17 +29,8 @@ async function json<T>(res: Response): Promise<JsonResponse<T>> {
 
 /** A request to `/apps/:appId<path>` signed like the REST API (what the server SDKs do). */
 export async function signed<T = Record<string, unknown>>(h: TestHerald, method: string, path: string, body?: unknown, app: AppOptions = h.app): Promise<JsonResponse<T>> {
-  const fullPath = `/apps/${app.id}${path}`;
   const text = body === undefined ? '' : JSON.stringify(body);
-  const params: Record<string, string> = { auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
-  if (text) params.body_md5 = md5Hex(text);
-  params.auth_signature = hmacSha256Hex(app.secret, restStringToSign(method, fullPath, params));
-  const res = await fetch(`${h.baseUrl}${fullPath}?${new URLSearchParams(params).toString()}`, {
-    method,
-    headers: text ? { 'content-type': 'application/json' } : {},
-    body: text || undefined,
-  });
-  return json<T>(res);
+  return json<T>(await signedFetch(h, method, `/apps/${app.id}${path}`, text || null, {}, app));
 }
 
 /** A device API call as a browser page makes it. */
