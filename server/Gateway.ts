@@ -27,10 +27,10 @@ import type { Adapter, AdapterMessage } from './adapter/Adapter';
 import type { AppRegistry } from './apps/AppRegistry';
 import { ChannelRegistry } from './channels/ChannelRegistry';
 import { ERRORS, HeraldError, closeCodeOf, type ErrorName } from './errors';
-import type { GatewayObserver } from './GatewayObserver';
+import type { GatewayObserver, LeaveMarks } from './GatewayObserver';
 import type { PushFallback } from './push/PushFallback';
 import type { AppOptions, HeraldOptions } from './options/Options';
-import type { ClusterState } from './state/ClusterState';
+import type { ClusterState, MemberJoin } from './state/ClusterState';
 import type { StateTransition } from './state/StateTransition';
 import { Connection, type ConnectionHost } from './ws/Connection';
 import { payloadBytes, textFrame } from './ws/frame';
@@ -81,6 +81,7 @@ export class Gateway {
   private accepting = true;
   private readonly perIp: ConnectionsPerIp;
   private pushFallback: PushFallback | null = null;
+  private leaveMarks: LeaveMarks | null = null;
 
   constructor(
     readonly options: HeraldOptions,
@@ -99,6 +100,15 @@ export class Gateway {
   /** Installs the Web Push fallback (PushService) that `publishWithPush` hands offline subscribers to. */
   setPushFallback(fallback: PushFallback): void {
     this.pushFallback = fallback;
+  }
+
+  /** Installs who waits on leaves (the webhook observer), so the state keeps their marks (ClusterState). */
+  setLeaveMarks(marks: LeaveMarks): void {
+    this.leaveMarks = marks;
+  }
+
+  private markMs(app: AppOptions, channel: string, leave: 'channel_vacated' | 'member_removed'): number {
+    return this.leaveMarks?.leaveMarkMs(app, channel, leave) ?? 0;
   }
 
   observe(observer: GatewayObserver): void {
@@ -408,11 +418,11 @@ export class Gateway {
       }
     }
 
-    let added = false;
+    let join: MemberJoin | null = null;
+    const memberMarkMs = member ? this.markMs(app, channel, 'member_removed') : 0;
     if (member) {
-      const join = await this.state.addMember(app.id, channel, member.id, member.info, app.maxPresenceMembers);
+      join = await this.state.addMember(app.id, channel, member.id, member.info, app.maxPresenceMembers, memberMarkMs);
       if (join.full) return this.subscriptionError(conn, channel, 'PRESENCE_FULL', `Presence channel is full (${app.maxPresenceMembers} members)`);
-      added = join.added;
     }
     conn.channels.set(channel, member ? member.id : null);
     if (this.registry.join(conn, channel)) {
@@ -423,24 +433,25 @@ export class Gateway {
         this.log.error({ err, app: app.id, channel }, 'adapter subscribe failed');
         conn.channels.delete(channel);
         this.registry.leave(conn, channel);
-        if (member) await this.state.removeMember(app.id, channel, member.id);
+        if (member && join) await this.rollBackJoin(app, channel, member.id, join, memberMarkMs);
         return this.subscriptionError(conn, channel, 'SERVER_ERROR', 'Subscription failed; try again');
       }
     }
-    const change = await this.state.addSubscriber(app.id, channel);
+    const channelMarkMs = this.markMs(app, channel, 'channel_vacated');
+    const change = await this.state.addSubscriber(app.id, channel, channelMarkMs);
     if (conn.deviceId !== null) await this.state.addLiveDevice(app.id, channel, conn.deviceId);
-    if (change.occupied) this.emit('channelOccupied', app, channel);
+    if (change.occupied) this.emit('channelOccupied', app, channel, channelMarkMs > 0 ? change.rejoined : undefined);
     await this.sendSubscribed(conn, channel, member !== null);
     this.emit('subscribed', conn, channel);
 
-    if (member && added) {
+    if (member && join?.added) {
       await this.adapter.publish({
         appId: app.id,
         channel,
         frame: encodeFrame('pusher_internal:member_added', `{"user_id":${JSON.stringify(member.id)},"user_info":${member.info}}`, channel),
         except: conn.socketId,
       });
-      this.emit('memberAdded', app, channel, member.id);
+      this.emit('memberAdded', app, channel, member.id, memberMarkMs > 0 ? join.rejoined : undefined);
     }
     if (type.cache) {
       const cached = await this.state.getCache(app.id, channel);
@@ -451,6 +462,17 @@ export class Gateway {
       }
     }
     if (type.kind !== 'presence') this.countChanged(app, channel, change.count);
+  }
+
+  /**
+   * Undoes a presence join whose subscribe failed. Nobody was told of the join; but one that took the mark
+   * of the member's pending leave (a rejoin) has cancelled that leave, and the leave is owed again: the
+   * removal sets a new mark and is reported like any leave.
+   */
+  private async rollBackJoin(app: AppOptions, channel: string, userId: string, join: MemberJoin, markMs: number): Promise<void> {
+    const owed = markMs > 0 && join.rejoined;
+    const left = await this.state.removeMember(app.id, channel, userId, owed ? markMs : 0);
+    if (owed && left.removed) this.emit('memberRemoved', app, channel, userId, left.mark ?? undefined);
   }
 
   /** The presence member a subscribe joins as: from `channel_data`, or the signed-in user (protocol.md §1.9). */
@@ -518,18 +540,21 @@ export class Gateway {
     if (memberId === undefined) return;
     conn.channels.delete(channel);
     if (this.registry.leave(conn, channel)) await this.adapter.unsubscribe(app.id, channel);
-    const change = await this.state.removeSubscriber(app.id, channel);
+    const change = await this.state.removeSubscriber(app.id, channel, this.markMs(app, channel, 'channel_vacated'));
     if (conn.deviceId !== null) await this.state.removeLiveDevice(app.id, channel, conn.deviceId);
     this.emit('unsubscribed', conn, channel);
-    if (memberId !== null && (await this.state.removeMember(app.id, channel, memberId))) {
-      await this.adapter.publish({
-        appId: app.id,
-        channel,
-        frame: encodeFrame('pusher_internal:member_removed', { user_id: memberId }, channel),
-      });
-      this.emit('memberRemoved', app, channel, memberId);
+    if (memberId !== null) {
+      const left = await this.state.removeMember(app.id, channel, memberId, this.markMs(app, channel, 'member_removed'));
+      if (left.removed) {
+        await this.adapter.publish({
+          appId: app.id,
+          channel,
+          frame: encodeFrame('pusher_internal:member_removed', { user_id: memberId }, channel),
+        });
+        this.emit('memberRemoved', app, channel, memberId, left.mark ?? undefined);
+      }
     }
-    if (change.vacated) this.emit('channelVacated', app, channel);
+    if (change.vacated) this.emit('channelVacated', app, channel, change.mark ?? undefined);
     else if (memberId === null) this.countChanged(app, channel, change.count);
   }
 

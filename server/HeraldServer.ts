@@ -84,6 +84,7 @@ export class HeraldServer {
       report: (appId, detail, channel) => this.debugConsole.report(appId, 'webhook', { channel, detail }),
     });
     this.gateway.observe(this.webhooks);
+    this.gateway.setLeaveMarks(this.webhooks);
     this.http = Fastify({
       loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
       // Per-request logs would double the cost of a REST trigger; errors are still logged once.

@@ -5,9 +5,11 @@
  *
  * Per app (`{A}`):     meta (hash: conns), chans (hash: channel → subscriptions),
  *                      users (hash: user → signed-in sockets), node:N (hash: node N's share of those three:
- *                      `c`, `s:<channel>`, `u:<user>` → count), rate:<bucket>, mark:<key>.
+ *                      `c`, `s:<channel>`, `u:<user>` → count), rate:<bucket>, mark:vacate:<channel>
+ *                      (a pending `channel_vacated`).
  * Per channel (`{A:C}`): members (hash: user → user_info), sockets (hash: user → sockets),
  *                      node:N (hash: user → node N's sockets), cache (last event, with a TTL),
+ *                      left:<user> (a pending `member_removed`),
  *                      dev:N (hash: Web Push device → node N's sockets on the channel).
  * Cluster membership:  nodes (set of live node ids), hb:N (heartbeat, expires), claim:N (who is cleaning
  *                      up dead node N), idx:N (set of the `{A}` / `{A:C}` groups where node N has a share),
@@ -20,7 +22,9 @@ export interface RedisKeys {
   users(app: string): string;
   appNode(app: string, node: string): string;
   rate(app: string, bucket: string): string;
-  mark(app: string, key: string): string;
+  /** Leave marks sit beside the count whose script sets them (see redis-scripts.ts). */
+  channelMark(app: string, channel: string): string;
+  memberMark(app: string, channel: string, user: string): string;
   members(app: string, channel: string): string;
   sockets(app: string, channel: string): string;
   channelNode(app: string, channel: string, node: string): string;
@@ -48,7 +52,8 @@ export function redisKeys(prefix: string): RedisKeys {
     users: (a) => `${p}{${a}}:users`,
     appNode: (a, n) => `${p}{${a}}:node:${n}`,
     rate: (a, b) => `${p}{${a}}:rate:${b}`,
-    mark: (a, k) => `${p}{${a}}:mark:${k}`,
+    channelMark: (a, c) => `${p}{${a}}:mark:vacate:${c}`,
+    memberMark: (a, c, u) => `${p}{${a}:${c}}:left:${u}`,
     members: (a, c) => `${p}{${a}:${c}}:members`,
     sockets: (a, c) => `${p}{${a}:${c}}:sockets`,
     channelNode: (a, c, n) => `${p}{${a}:${c}}:node:${n}`,

@@ -11,6 +11,11 @@
  * - Counts are per socket: a user with three sockets in a presence channel is one member with count 3.
  * - Work per call is O(1) in the size of the channel, except `members`, `channels` and `onlineUsers`,
  *   which return what they are asked for.
+ * - Leave marks (webhook debounce, see WebhookObserver): called with `markMs` > 0, the unsubscribe that
+ *   vacates a channel (the leave that removes a member) sets the channel's (member's) mark in the same
+ *   atomic step, holding a fresh token, for `markMs`; the subscribe that occupies it (the join that adds the
+ *   member) takes any such mark in the same step. So a rejoin on any node finds the mark of the leave it
+ *   follows: there is no moment between a leave and its mark.
  */
 import type { FramePieces } from '../ws/frame';
 
@@ -21,6 +26,10 @@ export interface SubscriberChange {
   occupied: boolean;
   /** True on exactly one of the unsubscribes that emptied the channel (1 → 0). */
   vacated: boolean;
+  /** With `markMs`, on the unsubscribe that vacated the channel: the token of the mark set with it. */
+  mark: string | null;
+  /** With `markMs`, on the subscribe that occupied the channel: it took a pending leave's mark. */
+  rejoined: boolean;
 }
 
 export interface MemberJoin {
@@ -28,6 +37,22 @@ export interface MemberJoin {
   added: boolean;
   /** Refused: the channel already holds `max` other users. Nothing was changed. */
   full: boolean;
+  /** With `markMs`, on the join that added the member: it took the mark of the member's pending leave. */
+  rejoined: boolean;
+}
+
+export interface MemberLeave {
+  /** The user's last socket in this channel anywhere is gone: announce `member_removed`. */
+  removed: boolean;
+  /** With `markMs`, when removed: the token of the mark set with it. */
+  mark: string | null;
+}
+
+/** What a debounce mark is about: a channel's pending `channel_vacated`, or a member's `member_removed`. */
+export interface MarkKey {
+  channel: string;
+  /** null: the channel's own mark. */
+  userId: string | null;
 }
 
 export interface CachedEvent {
@@ -48,16 +73,21 @@ export interface ClusterState {
   removeConnection(appId: string): Promise<void>;
   connectionCount(appId: string): Promise<number>;
 
-  addSubscriber(appId: string, channel: string): Promise<SubscriberChange>;
-  removeSubscriber(appId: string, channel: string): Promise<SubscriberChange>;
+  /** `markMs` > 0: take the channel's leave mark if this occupies it (see the module comment). */
+  addSubscriber(appId: string, channel: string, markMs?: number): Promise<SubscriberChange>;
+  /** `markMs` > 0: set the channel's leave mark for that long if this vacates it. */
+  removeSubscriber(appId: string, channel: string, markMs?: number): Promise<SubscriberChange>;
   subscriberCount(appId: string, channel: string): Promise<number>;
   /** Occupied channels whose name starts with `prefix`, with their subscription counts. */
   channels(appId: string, prefix: string): Promise<Map<string, number>>;
 
-  /** Adds one socket of `userId`; `info` is the member's `user_info` as JSON text. */
-  addMember(appId: string, channel: string, userId: string, info: string, max: number): Promise<MemberJoin>;
-  /** Removes one socket of `userId`; true when it was the user's last in the channel. */
-  removeMember(appId: string, channel: string, userId: string): Promise<boolean>;
+  /**
+   * Adds one socket of `userId`; `info` is the member's `user_info` as JSON text. `markMs` > 0: take the
+   * member's leave mark if this adds the member.
+   */
+  addMember(appId: string, channel: string, userId: string, info: string, max: number, markMs?: number): Promise<MemberJoin>;
+  /** Removes one socket of `userId`. `markMs` > 0: set the member's leave mark if this was its last socket. */
+  removeMember(appId: string, channel: string, userId: string, markMs?: number): Promise<MemberLeave>;
   /** user id → `user_info` JSON text. */
   members(appId: string, channel: string): Promise<Map<string, string>>;
   memberCount(appId: string, channel: string): Promise<number>;
@@ -88,15 +118,16 @@ export interface ClusterState {
   takeRate(appId: string, bucket: string, limit: number, cost: number): Promise<number>;
 
   /**
-   * Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`. The mark
-   * holds `token`, so that the one who set it can later take it back and nobody else's mark with it.
+   * Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`, for a
+   * leave found without one (a dead node's cleanup, a restore after an outage). The mark holds `token`, so
+   * that the one who set it can later take it back and nobody else's mark with it.
    */
-  setMark(appId: string, key: string, token: string, ttlMs: number): Promise<void>;
+  setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void>;
   /**
    * Removes a mark; true for the one caller that found it. With `token`, only a mark holding that token is
    * taken: a newer mark under the same key (set by a later leave, maybe on another node) stays.
    */
-  takeMark(appId: string, key: string, token?: string): Promise<boolean>;
+  takeMark(appId: string, key: MarkKey, token?: string): Promise<boolean>;
 
   /**
    * Web Push liveness: a socket that connected with `device_id` subscribed to `channel` (counted per

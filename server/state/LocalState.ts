@@ -1,5 +1,5 @@
 import { type PresenceMemberParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
-import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
+import type { CachedEvent, ClusterState, MarkKey, MemberJoin, MemberLeave, SubscriberChange } from './ClusterState';
 import type { FramePieces } from '../ws/frame';
 import { MemberBytes } from './presence-bytes';
 
@@ -32,7 +32,10 @@ export class LocalState implements ClusterState {
   private readonly users = new Map<string, number>();
   private readonly cache = new Map<string, { frame: string; expires: number }>();
   private readonly rates = new Map<string, { second: number; used: number }>();
+  /** markId(…) → a pending leave's mark. */
   private readonly marks = new Map<string, { token: string; expires: number }>();
+  /** Tokens of the marks set by transitions; unique within the process (RedisState prefixes its node id). */
+  private markTokens = 0;
   /** `${appId}\n${channel}` → device id → sockets (Web Push liveness). */
   private readonly devices = new Map<string, Map<string, number>>();
 
@@ -59,20 +62,23 @@ export class LocalState implements ClusterState {
     return this.connections.get(appId) ?? 0;
   }
 
-  async addSubscriber(appId: string, channel: string): Promise<SubscriberChange> {
+  async addSubscriber(appId: string, channel: string, markMs = 0): Promise<SubscriberChange> {
     const k = `${appId}\n${channel}`;
     const count = (this.subscribers.get(k) ?? 0) + 1;
     this.subscribers.set(k, count);
-    return { count, occupied: count === 1, vacated: false };
+    const rejoined = count === 1 && markMs > 0 && this.takeMarkNow(markId(appId, channel, null));
+    return { count, occupied: count === 1, vacated: false, mark: null, rejoined };
   }
 
-  async removeSubscriber(appId: string, channel: string): Promise<SubscriberChange> {
+  async removeSubscriber(appId: string, channel: string, markMs = 0): Promise<SubscriberChange> {
     const k = `${appId}\n${channel}`;
     const prev = this.subscribers.get(k) ?? 0;
     const count = Math.max(0, prev - 1);
     if (count === 0) this.subscribers.delete(k);
     else this.subscribers.set(k, count);
-    return { count, occupied: false, vacated: prev === 1 };
+    const vacated = prev === 1;
+    const mark = vacated && markMs > 0 ? this.markNow(markId(appId, channel, null), markMs) : null;
+    return { count, occupied: false, vacated, mark, rejoined: false };
   }
 
   async subscriberCount(appId: string, channel: string): Promise<number> {
@@ -88,7 +94,7 @@ export class LocalState implements ClusterState {
     return out;
   }
 
-  async addMember(appId: string, channel: string, userId: string, info: string, max: number): Promise<MemberJoin> {
+  async addMember(appId: string, channel: string, userId: string, info: string, max: number, markMs = 0): Promise<MemberJoin> {
     const k = `${appId}\n${channel}`;
     let p = this.presence.get(k);
     if (!p) {
@@ -98,29 +104,29 @@ export class LocalState implements ClusterState {
     const u = p.users.get(userId);
     if (u) {
       u.sockets++;
-      return { added: false, full: false };
+      return { added: false, full: false, rejoined: false };
     }
     if (p.users.size >= max) {
       if (p.users.size === 0) this.presence.delete(k);
-      return { added: false, full: true };
+      return { added: false, full: true, rejoined: false };
     }
     const parts = presenceMemberParts(userId, info);
     p.users.set(userId, { sockets: 1, info, parts });
     p.frame = null;
     p.bytes?.append(parts);
-    return { added: true, full: false };
+    return { added: true, full: false, rejoined: markMs > 0 && this.takeMarkNow(markId(appId, channel, userId)) };
   }
 
-  async removeMember(appId: string, channel: string, userId: string): Promise<boolean> {
+  async removeMember(appId: string, channel: string, userId: string, markMs = 0): Promise<MemberLeave> {
     const k = `${appId}\n${channel}`;
     const p = this.presence.get(k);
     const u = p?.users.get(userId);
-    if (!p || !u) return false;
-    if (--u.sockets > 0) return false;
+    if (!p || !u) return { removed: false, mark: null };
+    if (--u.sockets > 0) return { removed: false, mark: null };
     p.users.delete(userId);
     if (p.users.size === 0) this.presence.delete(k);
     p.bytes = p.frame = null;
-    return true;
+    return { removed: true, mark: markMs > 0 ? this.markNow(markId(appId, channel, userId), markMs) : null };
   }
 
   async members(appId: string, channel: string): Promise<Map<string, string>> {
@@ -204,12 +210,23 @@ export class LocalState implements ClusterState {
     return 0;
   }
 
-  async setMark(appId: string, key: string, token: string, ttlMs: number): Promise<void> {
-    this.marks.set(`${appId}\n${key}`, { token, expires: Date.now() + ttlMs });
+  async setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void> {
+    this.marks.set(markId(appId, key.channel, key.userId), { token, expires: Date.now() + ttlMs });
   }
 
-  async takeMark(appId: string, key: string, token?: string): Promise<boolean> {
-    const k = `${appId}\n${key}`;
+  async takeMark(appId: string, key: MarkKey, token?: string): Promise<boolean> {
+    return this.takeMarkNow(markId(appId, key.channel, key.userId), token);
+  }
+
+  /** Sets a transition's mark under a fresh token (ClusterState's leave marks); returns the token. */
+  markNow(id: string, ttlMs: number): string {
+    const token = `local:${++this.markTokens}`;
+    this.marks.set(id, { token, expires: Date.now() + ttlMs });
+    return token;
+  }
+
+  /** takeMark, in the same tick. */
+  takeMarkNow(k: string, token?: string): boolean {
     const mark = this.marks.get(k);
     if (mark === undefined) return false;
     if (mark.expires <= Date.now()) {
@@ -247,4 +264,12 @@ export class LocalState implements ClusterState {
     const m = this.devices.get(`${appId}\n${channel}`);
     return m ? new Set(deviceIds.filter((d) => m.has(d))) : new Set();
   }
+}
+
+/**
+ * The marks map's key: channel names cannot hold a newline, so a channel's own mark (two parts) never
+ * collides with a member's (three).
+ */
+export function markId(appId: string, channel: string, userId: string | null): string {
+  return userId === null ? `${appId}\n${channel}` : `${appId}\n${channel}\n${userId}`;
 }

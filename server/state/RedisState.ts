@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { presenceSubscribedFrameOf } from '../../sdk/protocol';
 import { connectWithin, createRedisClient, describeRedis, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import { groupId, parseGroupId, redisKeys, type RedisKeys, type ShareGroup } from '../cluster/redis-keys';
-import type { CachedEvent, ClusterState, MemberJoin, SubscriberChange } from './ClusterState';
-import { LocalState } from './LocalState';
+import type { CachedEvent, ClusterState, MarkKey, MemberJoin, MemberLeave, SubscriberChange } from './ClusterState';
+import { LocalState, markId } from './LocalState';
 import { NodeLedger, type Delta } from './NodeLedger';
 import { SCRIPTS, type ScriptCommands } from './redis-scripts';
 import type { StateTransition } from './StateTransition';
@@ -31,6 +31,16 @@ const BATCH = 256;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+
+/** A change's leave mark (ClusterState's module comment): what the caller gets back. */
+interface MarkOutcome {
+  /** Set with a count that reached zero: its token. */
+  mark: string | null;
+  /** Taken by a count that left zero. */
+  rejoined: boolean;
+}
+
+const NO_MARK: MarkOutcome = { mark: null, rejoined: false };
 
 /** A member-list read in flight, and the one that joins arriving meanwhile share (presenceSubscribedFrame). */
 interface FrameRead {
@@ -81,6 +91,8 @@ export class RedisState implements ClusterState {
   private dirty = false;
   private repairing: Promise<void> | null = null;
   private repairGen = 0;
+  /** Leave-mark tokens, prefixed with the node id: unique in the cluster. */
+  private markTokens = 0;
   private stopped = false;
   private lostAt = 0;
 
@@ -219,43 +231,68 @@ export class RedisState implements ClusterState {
     if (this.repairing || this.repairGen !== gen) this.dirty = true;
   }
 
-  private async appChange(appId: string, field: string, d: number, max = -1): Promise<Delta & { refused: boolean }> {
+  private async appChange(appId: string, field: string, d: number, max = -1, mark: MarkKey | null = null, markMs = 0): Promise<Delta & MarkOutcome & { refused: boolean }> {
     const ok = this.online && (await this.ensureIndexed({ kind: 'app', appId })) && this.online;
     if (!ok) {
       this.dirty = true;
       const cur = this.ledger.appField(appId, field);
-      if (d > 0 && max >= 0 && cur + d > max) return { before: cur, after: cur, refused: true };
-      return { ...this.ledger.applyApp(appId, field, d), refused: false };
+      if (d > 0 && max >= 0 && cur + d > max) return { before: cur, after: cur, refused: true, ...NO_MARK };
+      return this.answeredAlone(appId, this.ledger.applyApp(appId, field, d), mark, markMs);
     }
     // The ledger changes in the same tick the command is sent, so a repair never counts a change twice.
     const local = this.ledger.applyApp(appId, field, d);
     const gen = this.repairGen;
     const k = this.keys;
+    const token = markMs > 0 ? `${this.nodeId}:${++this.markTokens}` : '';
     try {
-      const [before, after, refused] = await this.cmd.heraldAppDelta(k.meta(appId), k.chans(appId), k.users(appId), k.appNode(appId, this.nodeId), field, d, max);
+      const [before, after, refused, taken] = await this.cmd.heraldAppDelta(
+        k.meta(appId),
+        k.chans(appId),
+        k.users(appId),
+        k.appNode(appId, this.nodeId),
+        mark ? k.channelMark(appId, mark.channel) : k.meta(appId),
+        field,
+        d,
+        max,
+        mark ? markMs : 0,
+        token,
+      );
       if (refused === 1) this.undo(() => this.ledger.applyApp(appId, field, -d), gen);
-      return { before: Number(before), after: Number(after), refused: refused === 1 };
+      return this.answered(appId, { before: Number(before), after: Number(after) }, taken === 1, mark, markMs, token, refused === 1);
     } catch (err) {
       this.failed(err);
-      return { ...local, refused: false };
+      return this.answeredAlone(appId, local, mark, markMs);
     }
   }
 
-  private async presenceChange(appId: string, channel: string, userId: string, d: number, info: string, max = -1): Promise<Delta & { refused: boolean }> {
+  private async presenceChange(appId: string, channel: string, userId: string, d: number, info: string, max = -1, markMs = 0): Promise<Delta & MarkOutcome & { refused: boolean }> {
     const group: ShareGroup = { kind: 'presence', appId, channel };
+    const mark: MarkKey = { channel, userId };
     const ok = this.online && (await this.ensureIndexed(group)) && this.online;
     if (!ok) {
       this.dirty = true;
       if (d > 0 && max >= 0 && !this.ledger.presenceUser(appId, channel, userId) && this.ledger.presenceUsers(appId, channel).size >= max) {
-        return { before: 0, after: 0, refused: true };
+        return { before: 0, after: 0, refused: true, ...NO_MARK };
       }
-      return { ...this.ledger.applyPresence(appId, channel, userId, d, info), refused: false };
+      return this.answeredAlone(appId, this.ledger.applyPresence(appId, channel, userId, d, info), mark, markMs);
     }
     const local = this.ledger.applyPresence(appId, channel, userId, d, info);
     const gen = this.repairGen;
     const k = this.keys;
+    const token = markMs > 0 ? `${this.nodeId}:${++this.markTokens}` : '';
     try {
-      const [before, after, refused] = await this.cmd.heraldPresenceDelta(k.members(appId, channel), k.sockets(appId, channel), k.channelNode(appId, channel, this.nodeId), userId, d, info, max);
+      const [before, after, refused, taken] = await this.cmd.heraldPresenceDelta(
+        k.members(appId, channel),
+        k.sockets(appId, channel),
+        k.channelNode(appId, channel, this.nodeId),
+        k.memberMark(appId, channel, userId),
+        userId,
+        d,
+        info,
+        max,
+        markMs,
+        token,
+      );
       if (refused === 1) this.undo(() => this.ledger.applyPresence(appId, channel, userId, -d, info), gen);
       if (d < 0 && !this.ledger.hasPresence(appId, channel) && this.online) {
         // No share left here: drop the group from the index (checked after the script, in the same tick
@@ -263,11 +300,30 @@ export class RedisState implements ClusterState {
         const id = groupId(group);
         if (this.indexed.delete(id)) this.redis.srem(this.keys.index(this.nodeId), id).catch((err: unknown) => this.failed(err));
       }
-      return { before: Number(before), after: Number(after), refused: refused === 1 };
+      return this.answered(appId, { before: Number(before), after: Number(after) }, taken === 1, mark, markMs, token, refused === 1);
     } catch (err) {
       this.failed(err);
-      return { ...local, refused: false };
+      return this.answeredAlone(appId, local, mark, markMs);
     }
+  }
+
+  /**
+   * A change Redis made, with its leave mark: the script set it (under `token`) or took it. A mark set in
+   * the fallback while Redis was unreachable is taken too, as takeMark does.
+   */
+  private answered(appId: string, delta: Delta, taken: boolean, mark: MarkKey | null, markMs: number, token: string, refused: boolean): Delta & MarkOutcome & { refused: boolean } {
+    if (mark === null || markMs <= 0 || refused) return { ...delta, refused, ...NO_MARK };
+    const id = markId(appId, mark.channel, mark.userId);
+    const rejoined = delta.before === 0 && delta.after > 0 && (taken || this.fallback.takeMarkNow(id));
+    return { ...delta, refused, mark: delta.before > 0 && delta.after === 0 ? token : null, rejoined };
+  }
+
+  /** A change answered from the ledger alone (Redis unreachable): its leave mark lives in the fallback. */
+  private answeredAlone(appId: string, delta: Delta, mark: MarkKey | null, markMs: number): Delta & MarkOutcome & { refused: boolean } {
+    if (mark === null || markMs <= 0) return { ...delta, refused: false, ...NO_MARK };
+    const id = markId(appId, mark.channel, mark.userId);
+    if (delta.before > 0 && delta.after === 0) return { ...delta, refused: false, mark: this.fallback.markNow(id, markMs), rejoined: false };
+    return { ...delta, refused: false, mark: null, rejoined: delta.before === 0 && delta.after > 0 && this.fallback.takeMarkNow(id) };
   }
 
   private async read<T>(op: () => Promise<T>, local: () => T | Promise<T>): Promise<T> {
@@ -294,14 +350,14 @@ export class RedisState implements ClusterState {
     return this.read(async () => Number((await this.redis.hget(this.keys.meta(appId), 'conns')) ?? 0), () => this.ledger.conns(appId));
   }
 
-  async addSubscriber(appId: string, channel: string): Promise<SubscriberChange> {
-    const { before, after } = await this.appChange(appId, `s:${channel}`, 1);
-    return { count: after, occupied: before === 0 && after > 0, vacated: false };
+  async addSubscriber(appId: string, channel: string, markMs = 0): Promise<SubscriberChange> {
+    const { before, after, rejoined } = await this.appChange(appId, `s:${channel}`, 1, -1, { channel, userId: null }, markMs);
+    return { count: after, occupied: before === 0 && after > 0, vacated: false, mark: null, rejoined };
   }
 
-  async removeSubscriber(appId: string, channel: string): Promise<SubscriberChange> {
-    const { before, after } = await this.appChange(appId, `s:${channel}`, -1);
-    return { count: after, occupied: false, vacated: before > 0 && after === 0 };
+  async removeSubscriber(appId: string, channel: string, markMs = 0): Promise<SubscriberChange> {
+    const { before, after, mark } = await this.appChange(appId, `s:${channel}`, -1, -1, { channel, userId: null }, markMs);
+    return { count: after, occupied: false, vacated: before > 0 && after === 0, mark, rejoined: false };
   }
 
   async subscriberCount(appId: string, channel: string): Promise<number> {
@@ -327,14 +383,14 @@ export class RedisState implements ClusterState {
     );
   }
 
-  async addMember(appId: string, channel: string, userId: string, info: string, max: number): Promise<MemberJoin> {
-    const { before, after, refused } = await this.presenceChange(appId, channel, userId, 1, info, max);
-    return { added: before === 0 && after > 0, full: refused };
+  async addMember(appId: string, channel: string, userId: string, info: string, max: number, markMs = 0): Promise<MemberJoin> {
+    const { before, after, refused, rejoined } = await this.presenceChange(appId, channel, userId, 1, info, max, markMs);
+    return { added: before === 0 && after > 0, full: refused, rejoined };
   }
 
-  async removeMember(appId: string, channel: string, userId: string): Promise<boolean> {
-    const { before, after } = await this.presenceChange(appId, channel, userId, -1, '');
-    return before > 0 && after === 0;
+  async removeMember(appId: string, channel: string, userId: string, markMs = 0): Promise<MemberLeave> {
+    const { before, after, mark } = await this.presenceChange(appId, channel, userId, -1, '', -1, markMs);
+    return { removed: before > 0 && after === 0, mark };
   }
 
   async members(appId: string, channel: string): Promise<Map<string, string>> {
@@ -436,22 +492,26 @@ export class RedisState implements ClusterState {
     );
   }
 
-  async setMark(appId: string, key: string, token: string, ttlMs: number): Promise<void> {
+  async setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void> {
     await this.read(
       async () => {
-        await this.redis.set(this.keys.mark(appId, key), token, 'PX', ttlMs);
+        await this.redis.set(this.markKey(appId, key), token, 'PX', ttlMs);
       },
       () => this.fallback.setMark(appId, key, token, ttlMs),
     );
   }
 
-  async takeMark(appId: string, key: string, token?: string): Promise<boolean> {
-    const k = this.keys.mark(appId, key);
+  async takeMark(appId: string, key: MarkKey, token?: string): Promise<boolean> {
+    const k = this.markKey(appId, key);
     const taken = await this.read(
       async () => (token === undefined ? await this.redis.del(k) : await this.cmd.heraldTakeIfHolds(k, token)) === 1,
       () => false,
     );
     return taken || this.fallback.takeMark(appId, key, token);
+  }
+
+  private markKey(appId: string, key: MarkKey): string {
+    return key.userId === null ? this.keys.channelMark(appId, key.channel) : this.keys.memberMark(appId, key.channel, key.userId);
   }
 
   // ---------------------------------------------------------------- Web Push liveness

@@ -30,10 +30,28 @@ end
 `;
 
 /**
- * KEYS: meta, chans, users, node share (all `{A}`). ARGV: field, delta, max (-1: none; checked only when adding).
- * Returns {before, after, refused}.
+ * Leave marks (ClusterState's module comment): with a mark's lifetime > 0, the change that takes a count to
+ * zero sets the mark to `token` for that long, and the change that takes it from zero takes any mark there.
+ * Returns 1 when a mark was taken.
  */
-export const APP_DELTA = `${APP_TARGET}
+const LEAVE_MARK = `
+local function leave_mark(key, before, after, ms, token)
+  if ms <= 0 then return 0 end
+  if before > 0 and after == 0 then
+    redis.call('SET', key, token, 'PX', ms)
+  elseif before == 0 and after > 0 then
+    return redis.call('DEL', key)
+  end
+  return 0
+end
+`;
+
+/**
+ * KEYS: meta, chans, users, node share, the channel's leave mark (all `{A}`; any of them when the field is
+ * not a channel's). ARGV: field, delta, max (-1: none; checked only when adding), mark ms (0: none), mark
+ * token. Returns {before, after, refused, mark taken}.
+ */
+export const APP_DELTA = `${APP_TARGET}${LEAVE_MARK}
 local f = ARGV[1]
 local d = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
@@ -42,19 +60,19 @@ local mine = tonumber(redis.call('HGET', KEYS[4], f) or '0')
 if mine + d < 0 then d = -mine end
 if d == 0 then
   local n = tonumber(redis.call('HGET', g, gf) or '0')
-  return {n, n, 0}
+  return {n, n, 0, 0}
 end
 if d > 0 and max >= 0 then
   local n = tonumber(redis.call('HGET', g, gf) or '0')
-  if n + d > max then return {n, n, 1} end
+  if n + d > max then return {n, n, 1, 0} end
 end
 if mine + d == 0 then redis.call('HDEL', KEYS[4], f) else redis.call('HSET', KEYS[4], f, mine + d) end
 local before, after = shift(g, gf, d)
-return {before, after, 0}
+return {before, after, 0, leave_mark(KEYS[5], before, after, tonumber(ARGV[4]), ARGV[5])}
 `;
 
 /**
- * KEYS as APP_DELTA. ARGV: field, wanted share, field, wanted share… Sets the node's shares to the wanted
+ * KEYS: meta, chans, users, node share. ARGV: field, wanted share, field, wanted share… Sets the node's shares to the wanted
  * values (0 removes a dead node's share; the local ledger's values restore a share after an outage).
  * Returns {field, before, after, …} for every shared count that changed.
  */
@@ -99,23 +117,24 @@ end
 `;
 
 /**
- * KEYS: members, sockets, node share (all `{A:C}`). ARGV: user, delta, user_info, max members (-1: none).
- * Returns {before, after, refused} in the user's sockets across the cluster.
+ * KEYS: members, sockets, node share, the member's leave mark (all `{A:C}`). ARGV: user, delta, user_info,
+ * max members (-1: none), mark ms (0: none), mark token. Returns {before, after, refused, mark taken} in the
+ * user's sockets across the cluster.
  */
-export const PRESENCE_DELTA = `${PRESENCE_SHIFT}
+export const PRESENCE_DELTA = `${PRESENCE_SHIFT}${LEAVE_MARK}
 local u = ARGV[1]
 local d = tonumber(ARGV[2])
 local max = tonumber(ARGV[4])
 local before = tonumber(redis.call('HGET', KEYS[2], u) or '0')
 local mine = tonumber(redis.call('HGET', KEYS[3], u) or '0')
 if mine + d < 0 then d = -mine end
-if d == 0 then return {before, before, 0} end
-if before == 0 and d > 0 and max >= 0 and redis.call('HLEN', KEYS[1]) >= max then return {0, 0, 1} end
+if d == 0 then return {before, before, 0, 0} end
+if before == 0 and d > 0 and max >= 0 and redis.call('HLEN', KEYS[1]) >= max then return {0, 0, 1, 0} end
 local b, after = shift_user(u, mine, mine + d, ARGV[3])
-return {b, after, 0}
+return {b, after, 0, leave_mark(KEYS[4], b, after, tonumber(ARGV[5]), ARGV[6])}
 `;
 
-/** KEYS as PRESENCE_DELTA. ARGV: user, wanted share, user_info, … Returns {user, before, after, …} for changes. */
+/** KEYS: members, sockets, node share. ARGV: user, wanted share, user_info, … Returns {user, before, after, …} for changes. */
 export const PRESENCE_SET = `${PRESENCE_SHIFT}
 local out = {}
 for i = 1, #ARGV, 3 do
@@ -168,9 +187,9 @@ return 0
 
 /** Signatures of the commands above once defined with ioredis `defineCommand`. */
 export interface ScriptCommands {
-  heraldAppDelta(meta: string, chans: string, users: string, share: string, field: string, delta: number, max: number): Promise<[number, number, number]>;
+  heraldAppDelta(meta: string, chans: string, users: string, share: string, mark: string, field: string, delta: number, max: number, markMs: number, token: string): Promise<[number, number, number, number]>;
   heraldAppSet(meta: string, chans: string, users: string, share: string, ...pairs: (string | number)[]): Promise<(string | number)[]>;
-  heraldPresenceDelta(members: string, sockets: string, share: string, user: string, delta: number, info: string, max: number): Promise<[number, number, number]>;
+  heraldPresenceDelta(members: string, sockets: string, share: string, mark: string, user: string, delta: number, info: string, max: number, markMs: number, token: string): Promise<[number, number, number, number]>;
   heraldPresenceSet(members: string, sockets: string, share: string, ...triples: (string | number)[]): Promise<(string | number)[]>;
   heraldTakeRate(bucket: string, limit: number, cost: number): Promise<number>;
   heraldGetCache(key: string): Promise<[string, number] | null>;
@@ -178,9 +197,9 @@ export interface ScriptCommands {
 }
 
 export const SCRIPTS: { name: keyof ScriptCommands; keys: number; lua: string }[] = [
-  { name: 'heraldAppDelta', keys: 4, lua: APP_DELTA },
+  { name: 'heraldAppDelta', keys: 5, lua: APP_DELTA },
   { name: 'heraldAppSet', keys: 4, lua: APP_SET },
-  { name: 'heraldPresenceDelta', keys: 3, lua: PRESENCE_DELTA },
+  { name: 'heraldPresenceDelta', keys: 4, lua: PRESENCE_DELTA },
   { name: 'heraldPresenceSet', keys: 3, lua: PRESENCE_SET },
   { name: 'heraldTakeRate', keys: 1, lua: TAKE_RATE },
   { name: 'heraldGetCache', keys: 1, lua: GET_CACHE },

@@ -5,10 +5,15 @@
  * Debounce: `channel_vacated` and `member_removed` wait `debounceMs` (3 s) and are dropped when the channel
  * is re-occupied or the user rejoins meanwhile; the `channel_occupied` / `member_added` of that rejoin is
  * dropped too, so a page reload sends nothing. The pending leave is a mark in the cluster state, not a
- * local timer alone: the node that saw the leave sets the mark and, after the delay, takes it; a join on
- * any node takes it first if it comes in time. ClusterState reports each transition to exactly one node
- * and each mark is taken by exactly one caller, so each webhook is sent once per cluster.
+ * local timer alone. The state sets it in the same atomic step as the transition that vacated the channel
+ * (removed the member), holding a fresh token, and the transition that fills it again takes it in the same
+ * step (ClusterState's leave marks; the gateway asks `leaveMarkMs` how long to keep it): a rejoin on any node
+ * finds the mark, however soon after the leave it comes. After the delay the leave's node takes its own
+ * mark back and sends the leave if it was still there. ClusterState reports each transition to exactly one
+ * node and each mark is taken by exactly one caller, so each webhook is sent once per cluster.
  *
+ * Transitions the state finds by itself (a dead node's cleanup, a restore after an outage) come without a
+ * mark: for those this observer sets the mark, and takes it on a join, with separate calls.
  * Order: events of one channel are handed to the sender in the order the gateway reported them on this
  * node. Mark operations are asynchronous (Redis), so a channel with one in progress queues its later
  * events behind it; a channel without one costs no promise.
@@ -21,19 +26,20 @@
  * queues them before the gateway takes connections. A cluster needs none of this: the surviving nodes send
  * a dead node's leaves (ClusterState's dead-node claim), so a restarted member must not send them again.
  *
- * Two nodes, two races, both closed:
+ * Two nodes, two races:
  * - leave → rejoin → leave across nodes: the first leave's timer must not send the second leave early. Each
  *   mark holds its leave's token, and a timer takes only its own mark (a join takes any).
- * - a join on one node that reaches the state before another node's leave has set its mark finds nothing
- *   to cancel and is sent; the leave, when its delay ends, would then tell the receivers the channel is
- *   empty (or the member gone) while it is not. So a leave is sent only if the channel is still vacant (the
- *   member still absent) at that moment. The receivers then hear the join twice, and end up right.
+ * - a join that reaches the state between a leave found by the state itself and the mark this observer sets
+ *   for it finds nothing to cancel and is sent; the leave, when its delay ends, would then tell the
+ *   receivers the channel is empty (or the member gone) while it is not. So a leave is sent only if the
+ *   channel is still vacant (the member still absent) at that moment. The receivers then hear the join
+ *   twice, and end up right. Leaves from a socket have their mark set atomically and never meet this.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayObserver } from '../GatewayObserver';
+import type { GatewayObserver, LeaveMarks } from '../GatewayObserver';
 import type { AppOptions, WebhookEventType } from '../options/Options';
-import type { ClusterState } from '../state/ClusterState';
+import type { ClusterState, MarkKey } from '../state/ClusterState';
 import { WebhookSender, type WebhookReporting, type WebhookSenderOptions, type WebhookStats } from './WebhookSender';
 import type { WebhookEvent } from './webhook-request';
 import type { WebhookJournal } from './WebhookJournal';
@@ -64,16 +70,16 @@ interface PendingLeave {
 }
 
 /** The gateway observer that sends an app's webhooks; `stop()` before the cluster state stops. */
-export class WebhookObserver implements GatewayObserver {
+export class WebhookObserver implements GatewayObserver, LeaveMarks {
   readonly sender: WebhookSender;
   private readonly debounceMs: number;
-  /** `${appId}\n${mark}` → this node's timer for a pending leave. */
+  /** `${appId}\n${channel}[\n${userId}]` → this node's timer for a pending leave. */
   private readonly pending = new Map<string, PendingLeave>();
   /** `${appId}\n${channel}` → tail of the channel's queued work, while some is in progress. */
   private readonly chains = new Map<string, Promise<void>>();
   private stopped = false;
   private readonly trackOccupancy: boolean;
-  /** Tokens for this node's marks: unique in the cluster (see the module comment). */
+  /** Tokens for the marks this observer sets itself: unique in the cluster (see the module comment). */
   private readonly tokenPrefix = randomUUID().slice(0, 13);
   private tokens = 0;
 
@@ -101,24 +107,29 @@ export class WebhookObserver implements GatewayObserver {
     return this.sender.stats();
   }
 
-  channelOccupied(app: AppOptions, channel: string): void {
-    if (!this.relevant(app, channel)) return;
-    this.join(app, channel, `vacate:${channel}`, 'channel_vacated', { name: 'channel_occupied', channel });
+  /** LeaveMarks: a leave this observer will wait on keeps its mark for the delay and some slack. */
+  leaveMarkMs(app: AppOptions, channel: string, leave: 'channel_vacated' | 'member_removed'): number {
+    return this.relevant(app, channel) && this.sender.wants(app, leave, channel) ? this.debounceMs + MARK_SLACK_MS : 0;
   }
 
-  channelVacated(app: AppOptions, channel: string): void {
+  channelOccupied(app: AppOptions, channel: string, rejoined?: boolean): void {
     if (!this.relevant(app, channel)) return;
-    this.leave(app, channel, `vacate:${channel}`, { name: 'channel_vacated', channel });
+    this.join(app, channel, { channel, userId: null }, 'channel_vacated', { name: 'channel_occupied', channel }, rejoined);
   }
 
-  memberAdded(app: AppOptions, channel: string, userId: string): void {
+  channelVacated(app: AppOptions, channel: string, mark?: string): void {
     if (!this.relevant(app, channel)) return;
-    this.join(app, channel, `member:${channel}\n${userId}`, 'member_removed', { name: 'member_added', channel, user_id: userId });
+    this.leave(app, channel, { channel, userId: null }, { name: 'channel_vacated', channel }, mark);
   }
 
-  memberRemoved(app: AppOptions, channel: string, userId: string): void {
+  memberAdded(app: AppOptions, channel: string, userId: string, rejoined?: boolean): void {
     if (!this.relevant(app, channel)) return;
-    this.leave(app, channel, `member:${channel}\n${userId}`, { name: 'member_removed', channel, user_id: userId });
+    this.join(app, channel, { channel, userId }, 'member_removed', { name: 'member_added', channel, user_id: userId }, rejoined);
+  }
+
+  memberRemoved(app: AppOptions, channel: string, userId: string, mark?: string): void {
+    if (!this.relevant(app, channel)) return;
+    this.leave(app, channel, { channel, userId }, { name: 'member_removed', channel, user_id: userId }, mark);
   }
 
   clientEvent(app: AppOptions, channel: string, event: string, data: string, socketId: string, userId?: string): void {
@@ -215,15 +226,19 @@ export class WebhookObserver implements GatewayObserver {
   }
 
   /**
-   * A leave (`channel_vacated`, `member_removed`): mark it in the cluster state, and after the delay send
-   * it if the mark is still there (no join took it).
+   * A leave (`channel_vacated`, `member_removed`): its mark is in the cluster state (set with the transition,
+   * `token`; or, without one, set here now), and after the delay the leave is sent if the mark is still
+   * there (no join took it).
    */
-  private leave(app: AppOptions, channel: string, mark: string, event: WebhookEvent): void {
+  private leave(app: AppOptions, channel: string, mark: MarkKey, event: WebhookEvent, marked?: string): void {
     if (!this.sender.wants(app, event.name, channel)) return;
-    const key = `${app.id}\n${mark}`;
+    const key = pendingKey(app.id, mark);
     this.cancel(key);
-    const token = `${this.tokenPrefix}:${++this.tokens}`;
-    this.serial(app, channel, () => this.state.setMark(app.id, mark, token, this.debounceMs + MARK_SLACK_MS));
+    let token = marked;
+    if (token === undefined) {
+      const own = (token = `${this.tokenPrefix}:${++this.tokens}`);
+      this.serial(app, channel, () => this.state.setMark(app.id, mark, own, this.debounceMs + MARK_SLACK_MS));
+    }
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
     const fire = () => {
@@ -249,23 +264,27 @@ export class WebhookObserver implements GatewayObserver {
   }
 
   /**
-   * A join (`channel_occupied`, `member_added`): if it takes the mark of a pending leave, the two cancel
-   * out and neither is sent (the occupancy row stays: the receivers never heard of the leave); otherwise
-   * the receivers are owed its leave from now on, and the row is written.
+   * A join (`channel_occupied`, `member_added`): if it took the mark of a pending leave (with the transition,
+   * `rejoined`; or, without one, here now), the two cancel out and neither is sent (the occupancy row stays:
+   * the receivers never heard of the leave); otherwise the receivers are owed its leave from now on, and the
+   * row is written.
    */
-  private join(app: AppOptions, channel: string, mark: string, leaveName: WebhookEventType, event: WebhookEvent): void {
+  private join(app: AppOptions, channel: string, mark: MarkKey, leaveName: WebhookEventType, event: WebhookEvent, rejoined?: boolean): void {
     const wantsJoin = this.sender.wants(app, event.name, channel);
     // Without targets for the leave no mark is ever set: nothing to take.
     if (!this.sender.wants(app, leaveName, channel)) {
       if (wantsJoin) this.send(app, event);
       return;
     }
-    const key = `${app.id}\n${mark}`;
-    this.serial(app, channel, async () => {
-      if (await this.state.takeMark(app.id, mark)) return this.cancel(key);
+    const key = pendingKey(app.id, mark);
+    const decide = (took: boolean) => {
+      if (took) return this.cancel(key);
       if (wantsJoin) this.sender.enqueue(app, event);
       this.occupancy?.occupy(app.id, channel, memberOf(event));
-    });
+    };
+    if (rejoined === undefined) this.serial(app, channel, async () => decide(await this.state.takeMark(app.id, mark)));
+    else if (this.chains.has(`${app.id}\n${channel}`)) this.serial(app, channel, () => decide(rejoined));
+    else decide(rejoined);
   }
 
   /** Whether what a leave reports is still true in the cluster: the channel empty, the member gone. */
@@ -300,4 +319,9 @@ export class WebhookObserver implements GatewayObserver {
 /** The member a `member_added` / `member_removed` is about; null for the channel's own events. */
 function memberOf(event: WebhookEvent): string | null {
   return event.name === 'member_added' || event.name === 'member_removed' ? event.user_id : null;
+}
+
+/** The `pending` map's key for a mark. */
+function pendingKey(appId: string, mark: MarkKey): string {
+  return mark.userId === null ? `${appId}\n${mark.channel}` : `${appId}\n${mark.channel}\n${mark.userId}`;
 }

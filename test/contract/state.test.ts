@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { redisSpec } from '../../server/cluster/redis-connection';
-import type { ClusterState } from '../../server/state/ClusterState';
+import type { ClusterState, SubscriberChange } from '../../server/state/ClusterState';
 import { LocalState } from '../../server/state/LocalState';
 import { RedisState } from '../../server/state/RedisState';
 import { payloadBytes, type FramePieces } from '../../server/ws/frame';
@@ -104,8 +104,8 @@ function contract(name: string, h: Harness): void {
       const s = await h.start(t, 1);
       if (!s) return;
       const app = appId();
-      assert.deepEqual(await s[0].removeSubscriber(app, 'nobody'), { count: 0, occupied: false, vacated: false });
-      assert.deepEqual(await s[0].addSubscriber(app, 'nobody'), { count: 1, occupied: true, vacated: false });
+      assert.deepEqual(await s[0].removeSubscriber(app, 'nobody'), { count: 0, occupied: false, vacated: false, mark: null, rejoined: false });
+      assert.deepEqual(await s[0].addSubscriber(app, 'nobody'), { count: 1, occupied: true, vacated: false, mark: null, rejoined: false });
     });
 
     void test('channels: occupied channels by prefix with their counts', async (t) => {
@@ -138,11 +138,11 @@ function contract(name: string, h: Harness): void {
       assert.equal(await s[0].memberCount(app, ch), 2);
       assert.equal(await s[0].isMember(app, ch, 'u2'), true, 'added on the other node');
       const leaves = await spread(s, 50, (st) => st.removeMember(app, ch, 'u1'));
-      assert.equal(leaves.filter(Boolean).length, 1);
+      assert.equal(leaves.filter((l) => l.removed).length, 1);
       assert.deepEqual([...(await s[0].members(app, ch)).keys()], ['u2']);
       assert.equal(await s[1].isMember(app, ch, 'u1'), false);
       assert.equal(await s[1].isMember(app, 'presence-empty', 'u1'), false);
-      assert.equal(await s[0].removeMember(app, ch, 'nobody'), false);
+      assert.deepEqual(await s[0].removeMember(app, ch, 'nobody'), { removed: false, mark: null });
       assert.equal(await s[1].memberCount(app, 'presence-empty'), 0);
     });
 
@@ -187,7 +187,7 @@ function contract(name: string, h: Harness): void {
       assert.equal(joins.filter((j) => j.added).length, 3);
       assert.equal(joins.filter((j) => j.full).length, 3);
       const member = [...(await s[0].members(app, ch)).keys()][0];
-      assert.deepEqual(await s[1].addMember(app, ch, member, '{}', 3), { added: false, full: false });
+      assert.deepEqual(await s[1].addMember(app, ch, member, '{}', 3), { added: false, full: false, rejoined: false });
       assert.equal(await s[1].memberCount(app, ch), 3);
     });
 
@@ -239,29 +239,129 @@ function contract(name: string, h: Harness): void {
       const s = await h.start(t, 2);
       if (!s) return;
       const app = appId();
-      await s[0].setMark(app, 'vacated:ch', 'token-1', 10000);
-      const takes = await spread(s, 20, (st) => st.takeMark(app, 'vacated:ch'));
+      const ch = { channel: 'ch', userId: null };
+      await s[0].setMark(app, ch, 'token-1', 10000);
+      const takes = await spread(s, 20, (st) => st.takeMark(app, ch));
       assert.equal(takes.filter(Boolean).length, 1);
-      assert.equal(await s[1].takeMark(app, 'never-set'), false);
-      await s[1].setMark(app, 'short', 'token-2', 1);
+      assert.equal(await s[1].takeMark(app, { channel: 'never-set', userId: null }), false);
+      await s[1].setMark(app, { channel: 'short', userId: 'u1' }, 'token-2', 1);
       await new Promise((resolve) => setTimeout(resolve, 30)); // the TTL itself is what is tested
-      assert.equal(await s[0].takeMark(app, 'short'), false);
+      assert.equal(await s[0].takeMark(app, { channel: 'short', userId: 'u1' }), false);
     });
 
     void test('marks: with a token only the mark that token set is taken; without, any', async (t) => {
       const s = await h.start(t, 2);
       if (!s) return;
       const app = appId();
+      const ch = { channel: 'ch', userId: null };
       // A leave's timer on node 0 must not take the mark a later leave set on node 1 under the same key.
-      await s[0].setMark(app, 'vacate:ch', 'first', 10000);
-      await s[1].setMark(app, 'vacate:ch', 'second', 10000);
-      assert.equal(await s[0].takeMark(app, 'vacate:ch', 'first'), false);
-      assert.equal(await s[1].takeMark(app, 'vacate:ch', 'second'), true);
-      assert.equal(await s[1].takeMark(app, 'vacate:ch', 'second'), false, 'taken once');
+      await s[0].setMark(app, ch, 'first', 10000);
+      await s[1].setMark(app, ch, 'second', 10000);
+      assert.equal(await s[0].takeMark(app, ch, 'first'), false);
+      assert.equal(await s[1].takeMark(app, ch, 'second'), true);
+      assert.equal(await s[1].takeMark(app, ch, 'second'), false, 'taken once');
       // A join takes whatever mark is there.
-      await s[0].setMark(app, 'vacate:ch', 'third', 10000);
-      assert.equal(await s[1].takeMark(app, 'vacate:ch'), true);
-      assert.equal(await s[0].takeMark(app, 'vacate:ch', 'third'), false);
+      await s[0].setMark(app, ch, 'third', 10000);
+      assert.equal(await s[1].takeMark(app, ch), true);
+      assert.equal(await s[0].takeMark(app, ch, 'third'), false);
+      // A channel's mark and its members' marks are apart.
+      await s[0].setMark(app, { channel: 'ch', userId: 'u1' }, 'member', 10000);
+      assert.equal(await s[1].takeMark(app, ch), false);
+      assert.equal(await s[1].takeMark(app, { channel: 'ch', userId: 'u2' }), false);
+      assert.equal(await s[1].takeMark(app, { channel: 'ch', userId: 'u1' }, 'member'), true);
+    });
+
+    void test('leave marks: the unsubscribe that vacates sets the mark, the subscribe that occupies again takes it', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const key = { channel: 'room', userId: null };
+      await s[0].addSubscriber(app, 'room', 5000);
+      await s[1].addSubscriber(app, 'room', 5000);
+      assert.deepEqual(await s[0].removeSubscriber(app, 'room', 5000), { count: 1, occupied: false, vacated: false, mark: null, rejoined: false });
+      const vacated = await s[1].removeSubscriber(app, 'room', 5000);
+      assert.equal(vacated.vacated, true);
+      assert.equal(typeof vacated.mark, 'string');
+      // The next subscribe, on the other node, straight after: the mark is there already.
+      const back = await s[0].addSubscriber(app, 'room', 5000);
+      assert.deepEqual(back, { count: 1, occupied: true, vacated: false, mark: null, rejoined: true });
+      assert.equal(await s[1].takeMark(app, key, vacated.mark ?? undefined), false, 'the rejoin took it');
+      // A second subscribe does not occupy, so takes nothing; the next vacate marks again, with a new token.
+      assert.equal((await s[1].addSubscriber(app, 'room', 5000)).rejoined, false);
+      await s[0].removeSubscriber(app, 'room', 5000);
+      const again = await s[1].removeSubscriber(app, 'room', 5000);
+      assert.equal(again.vacated, true);
+      assert.notEqual(again.mark, vacated.mark);
+      // The leave's own timer takes it back; a subscribe after that rejoins nothing.
+      assert.equal(await s[1].takeMark(app, key, again.mark ?? undefined), true);
+      assert.equal((await s[0].addSubscriber(app, 'room', 5000)).rejoined, false);
+      // Without a lifetime nothing is marked, and nothing is taken.
+      const plain = await s[0].removeSubscriber(app, 'room');
+      assert.deepEqual(plain, { count: 0, occupied: false, vacated: true, mark: null, rejoined: false });
+      assert.equal(await s[0].takeMark(app, key), false);
+      await s[1].setMark(app, key, 'kept', 5000);
+      assert.equal((await s[1].addSubscriber(app, 'room')).rejoined, false);
+      assert.equal(await s[1].takeMark(app, key, 'kept'), true, 'a subscribe without a lifetime leaves marks alone');
+      // A mark outlives its leave by its lifetime only.
+      const short = await s[1].removeSubscriber(app, 'room', 1);
+      assert.equal(typeof short.mark, 'string');
+      await new Promise((resolve) => setTimeout(resolve, 30)); // the TTL itself is what is tested
+      assert.equal((await s[0].addSubscriber(app, 'room', 5000)).rejoined, false);
+    });
+
+    void test('leave marks: many concurrent joins and leaves of one channel pair every mark with one rejoin or its own timer', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const key = { channel: 'busy', userId: null };
+      // Each round: a vacate on one node races occupies on both; exactly one occupy may take the mark.
+      for (let round = 0; round < 20; round++) {
+        await s[round % 2].addSubscriber(app, 'busy', 5000);
+        const results: SubscriberChange[] = await Promise.all([
+          s[round % 2].removeSubscriber(app, 'busy', 5000),
+          s[0].addSubscriber(app, 'busy', 5000),
+          s[1].addSubscriber(app, 'busy', 5000),
+        ]);
+        const [left, ...joins] = results;
+        const rejoins = joins.filter((j) => j.rejoined).length;
+        const occupies = joins.filter((j) => j.occupied).length;
+        assert.ok(rejoins <= 1 && rejoins <= occupies, `round ${round}: ${rejoins} rejoins for ${occupies} occupies`);
+        if (left.vacated) {
+          // The vacate came first: the one occupy after it took its mark, and the timer finds none.
+          assert.equal(occupies, 1, `round ${round}`);
+          assert.equal(rejoins, 1, `round ${round}: the occupy after the vacate must find its mark`);
+          assert.equal(await s[round % 2].takeMark(app, key, left.mark ?? undefined), false);
+        } else assert.equal(rejoins, 0, `round ${round}`);
+        for (const j of joins) assert.equal(j.mark, null);
+        await s[0].removeSubscriber(app, 'busy');
+        await s[1].removeSubscriber(app, 'busy');
+        assert.equal(await s[0].subscriberCount(app, 'busy'), 0);
+      }
+    });
+
+    void test('leave marks: the last socket of a member marks its leave, the member\'s next join on any node takes it', async (t) => {
+      const s = await h.start(t, 2);
+      if (!s) return;
+      const app = appId();
+      const ch = 'presence-marks';
+      const key = { channel: ch, userId: 'u1' };
+      assert.deepEqual(await s[0].addMember(app, ch, 'u1', '{}', 100, 5000), { added: true, full: false, rejoined: false });
+      await s[1].addMember(app, ch, 'u1', '{}', 100, 5000);
+      await s[1].addMember(app, ch, 'u2', '{}', 100, 5000);
+      assert.deepEqual(await s[0].removeMember(app, ch, 'u1', 5000), { removed: false, mark: null });
+      const left = await s[1].removeMember(app, ch, 'u1', 5000);
+      assert.equal(left.removed, true);
+      assert.equal(typeof left.mark, 'string');
+      // Another member's join, and the channel's own mark, are untouched by it.
+      assert.equal(await s[0].takeMark(app, { channel: ch, userId: null }), false);
+      assert.equal((await s[0].addMember(app, ch, 'u3', '{}', 100, 5000)).rejoined, false);
+      assert.deepEqual(await s[0].addMember(app, ch, 'u1', '{}', 100, 5000), { added: true, full: false, rejoined: true });
+      assert.equal(await s[1].takeMark(app, key, left.mark ?? undefined), false, 'the rejoin took it');
+      // A refused join (channel full) takes nothing.
+      const u2 = await s[1].removeMember(app, ch, 'u2', 5000);
+      await s[1].addMember(app, ch, 'u4', '{}', 100);
+      assert.deepEqual(await s[0].addMember(app, ch, 'u2', '{}', 3, 5000), { added: false, full: true, rejoined: false });
+      assert.equal(await s[1].takeMark(app, { channel: ch, userId: 'u2' }, u2.mark ?? undefined), true);
     });
   });
 }

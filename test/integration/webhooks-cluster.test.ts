@@ -150,29 +150,67 @@ void test('cluster: leave, rejoin on the other node, leave there: the first leav
   }
 });
 
-void test('cluster: a join that reaches Redis before the other node\'s leave mark is sent, and that stale leave is not', async (t) => {
-  const debounceMs = 1500;
+/** Delays node `h`'s own mark calls to Redis by `ms`, as a slow round trip or a busy event loop would. */
+function slowMarks(h: TestHerald, ms: number): void {
+  const state = h.server.gateway.state;
+  const setMark = state.setMark.bind(state);
+  const takeMark = state.takeMark.bind(state);
+  const late = () => new Promise((r) => setTimeout(r, ms));
+  state.setMark = async (...args) => (await late(), setMark(...args));
+  state.takeMark = async (...args) => (await late(), takeMark(...args));
+}
+
+/**
+ * A two-node cluster with user u1 in `presence-race` on node A, and the webhooks of that join received;
+ * `before` then runs, u1 leaves node A, and rejoins on node B at once (`onB`).
+ */
+async function rejoinOnB(t: TestContext, debounceMs: number, before: (a: TestHerald) => void): Promise<{ a: TestHerald; b: TestHerald; rx: WebhookReceiver; onB: RawClient } | null> {
   const c = await cluster(t, debounceMs);
-  if (!c) return;
+  if (!c) return null;
   const { a, b, rx } = c;
   const onA = await client(t, a);
   await subscribe(a, onA, 'presence-race', 'u1');
   await rx.waitForEvents(2);
-  // Node A's marks land late (a slow Redis round trip), so node B's join finds nothing to cancel.
-  const state = a.server.gateway.state;
-  const setMark = state.setMark.bind(state);
-  const lateMs = 1000;
-  state.setMark = async (...args) => {
-    await new Promise((r) => setTimeout(r, lateMs));
-    return setMark(...args);
-  };
+  before(a);
   onA.close();
   await onA.closed;
   const onB = await client(t, b);
   await subscribe(b, onB, 'presence-race', 'u1');
+  return { a, b, rx, onB };
+}
+
+void test('cluster: a rejoin on the other node straight after a leave cancels it, however late the leaving node gets to its mark', async (t) => {
+  const debounceMs = 1500;
+  // Node A's own calls on its marks take a second: the marks must already be there, set with the leave.
+  const c = await rejoinOnB(t, debounceMs, (a) => slowMarks(a, 1000));
+  if (!c) return;
+  const { a, b, rx, onB } = c;
+  // Well past node A's timers (and their slow calls): the leave and the rejoin cancelled out.
+  await new Promise((r) => setTimeout(r, debounceMs + 1500));
+  await Promise.all([a.server.webhooks.sender.idle(), b.server.webhooks.sender.idle()]);
+  assert.deepEqual(verified(a, rx).map(line).sort(), ['channel_occupied presence-race', 'member_added presence-race u1']);
+  // The real leave is still sent, once.
+  onB.close();
+  await rx.waitForEvents(4);
+  await new Promise((r) => setTimeout(r, 300));
+  await Promise.all([a.server.webhooks.sender.idle(), b.server.webhooks.sender.idle()]);
+  assert.deepEqual(verified(a, rx).map(line).slice(2).sort(), ['channel_vacated presence-race', 'member_removed presence-race u1']);
+  assert.equal(verified(a, rx).length, 4);
+});
+
+void test('cluster: a leave whose mark is set apart from it (a node that reports leaves without marks) is not sent after a join that beat its mark', async (t) => {
+  const debounceMs = 1500;
+  // Node A's leaves come without marks, as a dead node's cleanup or a node of the previous release reports
+  // them, and its own marks land late: node B's join finds nothing to cancel.
+  const c = await rejoinOnB(t, debounceMs, (a) => {
+    a.server.gateway.setLeaveMarks({ leaveMarkMs: () => 0 });
+    slowMarks(a, 1000);
+  });
+  if (!c) return;
+  const { a, b, rx, onB } = c;
   await rx.waitForEvents(4);
   // Well past node A's timers: its leaves were dropped, as the channel and the member are back.
-  await new Promise((r) => setTimeout(r, debounceMs + 500));
+  await new Promise((r) => setTimeout(r, debounceMs + 1500));
   assert.deepEqual(verified(a, rx).map(line).sort(), [
     'channel_occupied presence-race',
     'channel_occupied presence-race',

@@ -131,6 +131,31 @@ void test('a member leaving and rejoining within 3 s sends neither member_remove
   assert.equal(stats(h).queued, 2);
 });
 
+void test('a rejoin whose subscribe fails still owes the leave it cancelled: member_removed is sent after the delay', async (t) => {
+  const { h, rx } = await setup(t, { settings: { debounceMs: 300 } });
+  const a = await connect(t, h);
+  await subscribe(h, a, 'presence-flaky', { user_id: 'u1' });
+  await rx.waitForEvents(2);
+  a.close();
+  await a.closed;
+  // The rejoin takes the leave's mark, then its broker subscription fails and the join is rolled back.
+  const adapter = h.server.gateway.adapter;
+  const subscribeOnce = adapter.subscribe.bind(adapter);
+  adapter.subscribe = async () => {
+    adapter.subscribe = subscribeOnce;
+    throw new Error('broker unreachable (injected)');
+  };
+  const b = await connect(t, h);
+  const channelData = JSON.stringify({ user_id: 'u1' });
+  b.send({ event: 'pusher:subscribe', data: { channel: 'presence-flaky', channel_data: channelData, auth: authFor(h.app, b.socketId, 'presence-flaky', channelData) } });
+  await b.next('pusher:subscription_error', 5000, 'presence-flaky');
+  await rx.waitForEvents(4);
+  await new Promise((r) => setTimeout(r, 500));
+  await idle(h);
+  assert.deepEqual(verifiedEvents(h, rx).map((e) => e.name).sort(), ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed']);
+  assert.equal((await h.server.gateway.state.members(h.app.id, 'presence-flaky')).size, 0);
+});
+
 void test('member_added and member_removed (once per user, not per socket)', async (t) => {
   const { h, rx } = await setup(t);
   const a = await connect(t, h);

@@ -59,7 +59,7 @@ void test('LocalState keeps the reply right through joins, repeat joins and leav
   const frame = async (): Promise<string> => piecesText(await pieces());
   const present: Array<[string, string]> = [];
   for (const [id, info] of ODD_MEMBERS) {
-    assert.deepEqual(await state.addMember(app, ch, id, info, 100), { added: true, full: false });
+    assert.deepEqual(await state.addMember(app, ch, id, info, 100), { added: true, full: false, rejoined: false });
     present.push([id, info]);
     assert.equal(await frame(), expectedFrame(ch, present));
   }
@@ -83,8 +83,8 @@ void test('LocalState keeps the reply right through joins, repeat joins and leav
   assert.equal(piecesText(given), givenText);
 
   // A leave rebuilds from the members still there, in join order; the second socket keeps "ann" in.
-  assert.equal(await state.removeMember(app, ch, 'ann'), false);
-  assert.equal(await state.removeMember(app, ch, 'quote"d\\'), true);
+  assert.equal((await state.removeMember(app, ch, 'ann')).removed, false);
+  assert.equal((await state.removeMember(app, ch, 'quote"d\\')).removed, true);
   present.splice(present.findIndex(([id]) => id === 'quote"d\\'), 1);
   assert.equal(await frame(), expectedFrame(ch, present));
   await state.addMember(app, ch, 'after-leave', '{}', 1000);
@@ -92,6 +92,6 @@ void test('LocalState keeps the reply right through joins, repeat joins and leav
   assert.equal(await frame(), expectedFrame(ch, present));
 
   // Everyone gone: the empty list, as a fresh channel has.
-  for (const [id] of present) while (!(await state.removeMember(app, ch, id)));
+  for (const [id] of present) while (!(await state.removeMember(app, ch, id)).removed);
   assert.equal(String(await state.presenceSubscribedFrame(app, ch)), expectedFrame(ch, []));
 });
