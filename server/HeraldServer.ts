@@ -5,6 +5,7 @@ import { LocalAdapter } from './adapter/LocalAdapter';
 import { AppRegistry } from './apps/AppRegistry';
 import { ERRORS, HeraldError } from './errors';
 import { Gateway } from './Gateway';
+import { answerClientError } from './http/client-error';
 import { healthPlugin } from './http/health-plugin';
 import { restPlugin } from './http/rest-plugin';
 import type { HeraldOptions } from './options/Options';
@@ -99,6 +100,7 @@ export class HeraldServer {
         req.log.debug({ err: err.code, url: req.url.slice(0, 200) }, 'request refused');
         return (reply as FastifyReply).code(ERRORS[name].status).send({ error: ERRORS[name].message });
       },
+      clientErrorHandler: answerClientError,
       trustProxy: options.trustProxy ?? configDefault('trustProxy'),
       return503OnClosing: true,
       forceCloseConnections: 'idle',

@@ -69,6 +69,8 @@ export const ERRORS = {
   BAD_JSON: { status: 400, pusherCode: null, message: 'Request body is not valid JSON' },
   BAD_PATH: { status: 400, pusherCode: null, message: 'The path is not valid percent-encoding' },
   PATH_TOO_LONG: { status: 414, pusherCode: null, message: 'A path segment is longer than any name Herald accepts' },
+  HEADERS_TOO_LARGE: { status: 431, pusherCode: null, message: 'The request line and headers exceed 16 KB' },
+  REQUEST_TIMEOUT: { status: 408, pusherCode: null, message: 'The request did not arrive in time' },
   PAYLOAD_TOO_LARGE: { status: 413, pusherCode: null, message: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, pusherCode: null, message: 'Send the body as JSON with Content-Type: application/json' },
   NOT_FOUND: { status: 404, pusherCode: null, message: 'Not found' },

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { ERRORS } from '../../server/errors';
 import { startHerald, type TestHerald } from '../helpers/herald';
 import { RawClient, authFor, roundTrip, serverSdk } from '../helpers/clients';
 import type { AppOptions } from '../../server/options/Options';
@@ -149,6 +152,36 @@ test('names in the path up to the app limits are served, percent-encoded or not;
     assert.deepEqual(Object.keys(body), ['error']);
     assert.ok(!String(body.error).includes('/apps/'), String(body.error));
   }
+});
+
+/** Sends raw bytes to the node and reads until it closes the socket: what a client that gets no parse sees. */
+async function rawHttp(h: TestHerald, request: string): Promise<{ status: number; headers: string; body: string }> {
+  const socket = connect({ host: '127.0.0.1', port: Number(new URL(h.baseUrl).port) });
+  const chunks: Buffer[] = [];
+  socket.on('data', (b: Buffer) => chunks.push(b));
+  await once(socket, 'connect');
+  socket.write(request);
+  await once(socket, 'close');
+  const text = Buffer.concat(chunks).toString('utf8');
+  const [head, body = ''] = text.split('\r\n\r\n');
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers: head, body };
+}
+
+test('requests the HTTP parser refuses (headers over 16 KB, malformed) answer from the error table, and the node serves on', async (t) => {
+  const h = await startHerald();
+  t.after(() => h.stop());
+  const long = await rawHttp(h, `GET /apps/${h.app.id}/channels/${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  assert.equal(long.status, 431, long.headers);
+  assert.match(long.headers, /content-type: application\/json/i);
+  assert.deepEqual(JSON.parse(long.body), { error: ERRORS.HEADERS_TOO_LARGE.message });
+  const header = await rawHttp(h, `GET /ready HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(17_000)}\r\n\r\n`);
+  assert.equal(header.status, 431);
+  const garbage = await rawHttp(h, 'NOT HTTP AT ALL\r\n\r\n');
+  assert.equal(garbage.status, 400, garbage.headers);
+  assert.deepEqual(JSON.parse(garbage.body), { error: ERRORS.BAD_REQUEST.message });
+  const badHeader = await rawHttp(h, 'GET /ready HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n');
+  assert.equal(badHeader.status, 400);
+  assert.equal((await fetch(`${h.baseUrl}/ready`)).status, 200);
 });
 
 test('signature failures answer 401 with a JSON error', async (t) => {
