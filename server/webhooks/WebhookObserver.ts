@@ -14,6 +14,7 @@
  *
  * Transitions the state finds by itself (a dead node's cleanup, a restore after an outage) come without a
  * mark: for those this observer sets the mark, and takes it on a join, with separate calls.
+ *
  * Order: events of one channel are handed to the sender in the order the gateway reported them on this
  * node. Mark operations are asynchronous (Redis), so a channel with one in progress queues its later
  * events behind it; a channel without one costs no promise.
@@ -227,7 +228,7 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
 
   /**
    * A leave (`channel_vacated`, `member_removed`): its mark is in the cluster state (set with the transition,
-   * `token`; or, without one, set here now), and after the delay the leave is sent if the mark is still
+   * under `marked`; or, without one, set here now), and after the delay the leave is sent if the mark is still
    * there (no join took it).
    */
   private leave(app: AppOptions, channel: string, mark: MarkKey, event: WebhookEvent, marked?: string): void {
