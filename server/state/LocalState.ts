@@ -218,9 +218,8 @@ export class LocalState implements ClusterState {
     return this.takeMarkNow(markId(appId, key.channel, key.userId), token);
   }
 
-  /** Sets a transition's mark under a fresh token (ClusterState's leave marks); returns the token. */
-  markNow(id: string, ttlMs: number): string {
-    const token = `local:${++this.markTokens}`;
+  /** Sets a transition's mark (ClusterState's leave marks), under a fresh token unless given; returns the token. */
+  markNow(id: string, ttlMs: number, token = `local:${++this.markTokens}`): string {
     this.marks.set(id, { token, expires: Date.now() + ttlMs });
     return token;
   }

@@ -232,18 +232,18 @@ export class RedisState implements ClusterState {
   }
 
   private async appChange(appId: string, field: string, d: number, max = -1, mark: MarkKey | null = null, markMs = 0): Promise<Delta & MarkOutcome & { refused: boolean }> {
+    const token = this.markToken(markMs);
     const ok = this.online && (await this.ensureIndexed({ kind: 'app', appId })) && this.online;
     if (!ok) {
       this.dirty = true;
       const cur = this.ledger.appField(appId, field);
       if (d > 0 && max >= 0 && cur + d > max) return { before: cur, after: cur, refused: true, ...NO_MARK };
-      return this.answeredAlone(appId, this.ledger.applyApp(appId, field, d), mark, markMs);
+      return this.answeredAlone(appId, this.ledger.applyApp(appId, field, d), mark, markMs, token);
     }
     // The ledger changes in the same tick the command is sent, so a repair never counts a change twice.
     const local = this.ledger.applyApp(appId, field, d);
     const gen = this.repairGen;
     const k = this.keys;
-    const token = markMs > 0 ? `${this.nodeId}:${++this.markTokens}` : '';
     try {
       const [before, after, refused, taken] = await this.cmd.heraldAppDelta(
         k.meta(appId),
@@ -261,25 +261,25 @@ export class RedisState implements ClusterState {
       return this.answered(appId, { before: Number(before), after: Number(after) }, taken === 1, mark, markMs, token, refused === 1);
     } catch (err) {
       this.failed(err);
-      return this.answeredAlone(appId, local, mark, markMs);
+      return this.answeredAlone(appId, local, mark, markMs, token);
     }
   }
 
   private async presenceChange(appId: string, channel: string, userId: string, d: number, info: string, max = -1, markMs = 0): Promise<Delta & MarkOutcome & { refused: boolean }> {
     const group: ShareGroup = { kind: 'presence', appId, channel };
     const mark: MarkKey = { channel, userId };
+    const token = this.markToken(markMs);
     const ok = this.online && (await this.ensureIndexed(group)) && this.online;
     if (!ok) {
       this.dirty = true;
       if (d > 0 && max >= 0 && !this.ledger.presenceUser(appId, channel, userId) && this.ledger.presenceUsers(appId, channel).size >= max) {
         return { before: 0, after: 0, refused: true, ...NO_MARK };
       }
-      return this.answeredAlone(appId, this.ledger.applyPresence(appId, channel, userId, d, info), mark, markMs);
+      return this.answeredAlone(appId, this.ledger.applyPresence(appId, channel, userId, d, info), mark, markMs, token);
     }
     const local = this.ledger.applyPresence(appId, channel, userId, d, info);
     const gen = this.repairGen;
     const k = this.keys;
-    const token = markMs > 0 ? `${this.nodeId}:${++this.markTokens}` : '';
     try {
       const [before, after, refused, taken] = await this.cmd.heraldPresenceDelta(
         k.members(appId, channel),
@@ -303,8 +303,13 @@ export class RedisState implements ClusterState {
       return this.answered(appId, { before: Number(before), after: Number(after) }, taken === 1, mark, markMs, token, refused === 1);
     } catch (err) {
       this.failed(err);
-      return this.answeredAlone(appId, local, mark, markMs);
+      return this.answeredAlone(appId, local, mark, markMs, token);
     }
+  }
+
+  /** A fresh token for a leave mark the next change may set ('' when it sets none). */
+  private markToken(markMs: number): string {
+    return markMs > 0 ? `${this.nodeId}:${++this.markTokens}` : '';
   }
 
   /**
@@ -318,11 +323,15 @@ export class RedisState implements ClusterState {
     return { ...delta, refused, mark: delta.before > 0 && delta.after === 0 ? token : null, rejoined };
   }
 
-  /** A change answered from the ledger alone (Redis unreachable): its leave mark lives in the fallback. */
-  private answeredAlone(appId: string, delta: Delta, mark: MarkKey | null, markMs: number): Delta & MarkOutcome & { refused: boolean } {
+  /**
+   * A change answered from the ledger alone (Redis unreachable, or the script failed): its leave mark lives
+   * in the fallback, under the token the script would have used, so that if the script did run after all
+   * the leave's timer finds one of the two (takeMark tries both).
+   */
+  private answeredAlone(appId: string, delta: Delta, mark: MarkKey | null, markMs: number, token: string): Delta & MarkOutcome & { refused: boolean } {
     if (mark === null || markMs <= 0) return { ...delta, refused: false, ...NO_MARK };
     const id = markId(appId, mark.channel, mark.userId);
-    if (delta.before > 0 && delta.after === 0) return { ...delta, refused: false, mark: this.fallback.markNow(id, markMs), rejoined: false };
+    if (delta.before > 0 && delta.after === 0) return { ...delta, refused: false, mark: this.fallback.markNow(id, markMs, token), rejoined: false };
     return { ...delta, refused: false, mark: null, rejoined: delta.before === 0 && delta.after > 0 && this.fallback.takeMarkNow(id) };
   }
 
@@ -507,7 +516,9 @@ export class RedisState implements ClusterState {
       async () => (token === undefined ? await this.redis.del(k) : await this.cmd.heraldTakeIfHolds(k, token)) === 1,
       () => false,
     );
-    return taken || this.fallback.takeMark(appId, key, token);
+    // Both places: a mark kept in the fallback during an outage must not outlive the leave it stood for.
+    const takenHere = await this.fallback.takeMark(appId, key, token);
+    return taken || takenHere;
   }
 
   private markKey(appId: string, key: MarkKey): string {

@@ -12,7 +12,7 @@ import type { ClusterState, SubscriberChange } from '../../server/state/ClusterS
 import { LocalState } from '../../server/state/LocalState';
 import { RedisState } from '../../server/state/RedisState';
 import { payloadBytes, type FramePieces } from '../../server/ws/frame';
-import { EXTRA_REDIS_URLS, REDIS_URL, deleteKeys, needRedis, uniquePrefix } from '../helpers/redis';
+import { EXTRA_REDIS_URLS, REDIS_URL, deleteKeys, needRedis, needRedisServer, startRedisServer, uniquePrefix, waitFor } from '../helpers/redis';
 
 /** The text of a presence reply, given as text (RedisState) or as the pieces of a built frame (LocalState). */
 function frameText(frame: string | FramePieces): string {
@@ -369,3 +369,28 @@ function contract(name: string, h: Harness): void {
 contract('LocalState', local);
 contract('RedisState', redis(REDIS_URL));
 for (const url of EXTRA_REDIS_URLS) contract(`RedisState on ${url}`, redis(url));
+
+void test('RedisState: leave marks while Redis is unreachable are kept on the node, and taken there', { timeout: 30000 }, async (t) => {
+  if (!needRedisServer(t)) return;
+  const srv = await startRedisServer();
+  t.after(() => srv.stop());
+  const s = new RedisState({ spec: redisSpec(srv.url), prefix: uniquePrefix(), log: pino({ level: 'silent' }) });
+  await s.start();
+  t.after(() => s.stop());
+  const app = appId();
+  await s.addSubscriber(app, 'room', 5000);
+  await s.addMember(app, 'presence-room', 'u1', '{}', 100, 5000);
+  await srv.kill();
+  await waitFor(async () => !s.healthy(), 10000, 'the state to notice the outage');
+  // A leave and a rejoin during the outage pair up on this node, as they would in Redis.
+  const left = await s.removeSubscriber(app, 'room', 5000);
+  assert.equal(left.vacated, true);
+  assert.equal(typeof left.mark, 'string');
+  assert.equal((await s.addSubscriber(app, 'room', 5000)).rejoined, true);
+  assert.equal(await s.takeMark(app, { channel: 'room', userId: null }, left.mark ?? undefined), false, 'the rejoin took it');
+  // A leave whose own timer comes first takes its mark back, from the node.
+  const gone = await s.removeMember(app, 'presence-room', 'u1', 5000);
+  assert.equal(gone.removed, true);
+  assert.equal(await s.takeMark(app, { channel: 'presence-room', userId: 'u1' }, gone.mark ?? undefined), true);
+  assert.equal((await s.addMember(app, 'presence-room', 'u1', '{}', 100, 5000)).rejoined, false);
+});
