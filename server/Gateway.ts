@@ -105,6 +105,11 @@ export class Gateway {
   /** Installs who waits on leaves (the webhook observer), so the state keeps their marks (ClusterState). */
   setLeaveMarks(marks: LeaveMarks): void {
     this.leaveMarks = marks;
+    // Transitions the state finds by itself (applyTransitions) mark their leaves the same way.
+    this.state.setLeaveMarks?.((appId, channel, leave) => {
+      const app = this.apps.byId(appId);
+      return app ? marks.leaveMarkMs(app, channel, leave) : 0;
+    });
   }
 
   private markMs(app: AppOptions, channel: string, leave: 'channel_vacated' | 'member_removed'): number {
@@ -806,7 +811,7 @@ export class Gateway {
       switch (t.kind) {
         case 'memberRemoved':
           await this.adapter.publish({ appId: app.id, channel: t.channel, frame: encodeFrame('pusher_internal:member_removed', { user_id: t.userId }, t.channel) });
-          this.emit('memberRemoved', app, t.channel, t.userId);
+          this.emit('memberRemoved', app, t.channel, t.userId, t.mark);
           break;
         case 'memberAdded':
           await this.adapter.publish({
@@ -814,13 +819,13 @@ export class Gateway {
             channel: t.channel,
             frame: encodeFrame('pusher_internal:member_added', `{"user_id":${JSON.stringify(t.userId)},"user_info":${t.info}}`, t.channel),
           });
-          this.emit('memberAdded', app, t.channel, t.userId);
+          this.emit('memberAdded', app, t.channel, t.userId, t.rejoined);
           break;
         case 'vacated':
-          this.emit('channelVacated', app, t.channel);
+          this.emit('channelVacated', app, t.channel, t.mark);
           break;
         case 'occupied':
-          this.emit('channelOccupied', app, t.channel);
+          this.emit('channelOccupied', app, t.channel, t.rejoined);
           this.countChanged(app, t.channel, t.count);
           break;
         case 'count':

@@ -22,9 +22,9 @@ export interface RedisKeys {
   users(app: string): string;
   appNode(app: string, node: string): string;
   rate(app: string, bucket: string): string;
-  /** Leave marks sit beside the count whose script sets them (see redis-scripts.ts). */
-  channelMark(app: string, channel: string): string;
-  memberMark(app: string, channel: string, user: string): string;
+  /** Leave marks sit beside the count whose script sets them (see redis-scripts.ts): prefix + name. */
+  channelMarks(app: string): string;
+  memberMarks(app: string, channel: string): string;
   members(app: string, channel: string): string;
   sockets(app: string, channel: string): string;
   channelNode(app: string, channel: string, node: string): string;
@@ -52,8 +52,8 @@ export function redisKeys(prefix: string): RedisKeys {
     users: (a) => `${p}{${a}}:users`,
     appNode: (a, n) => `${p}{${a}}:node:${n}`,
     rate: (a, b) => `${p}{${a}}:rate:${b}`,
-    channelMark: (a, c) => `${p}{${a}}:mark:vacate:${c}`,
-    memberMark: (a, c, u) => `${p}{${a}:${c}}:left:${u}`,
+    channelMarks: (a) => `${p}{${a}}:mark:vacate:`,
+    memberMarks: (a, c) => `${p}{${a}:${c}}:left:`,
     members: (a, c) => `${p}{${a}:${c}}:members`,
     sockets: (a, c) => `${p}{${a}:${c}}:sockets`,
     channelNode: (a, c, n) => `${p}{${a}:${c}}:node:${n}`,

@@ -48,6 +48,9 @@ export interface MemberLeave {
   mark: string | null;
 }
 
+/** How long a leave's mark must last for this app and channel, 0 for none (the webhook observer decides). */
+export type LeaveMarkMs = (appId: string, channel: string, leave: 'channel_vacated' | 'member_removed') => number;
+
 /** What a debounce mark is about: a channel's pending `channel_vacated`, or a member's `member_removed`. */
 export interface MarkKey {
   channel: string;
@@ -118,8 +121,15 @@ export interface ClusterState {
   takeRate(appId: string, bucket: string, limit: number, cost: number): Promise<number>;
 
   /**
+   * For a state that finds transitions by itself (RedisState: a dead node's cleanup, a restore after an
+   * outage): how long their leave marks last, so that those transitions set and take marks in the same
+   * atomic step too, and report them (StateTransition's `mark` and `rejoined`).
+   */
+  setLeaveMarks?(fn: LeaveMarkMs): void;
+
+  /**
    * Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`, for a
-   * leave found without one (a dead node's cleanup, a restore after an outage). The mark holds `token`, so
+   * leave reported without one (a node of an earlier release, or a state that keeps no marks itself). The mark holds `token`, so
    * that the one who set it can later take it back and nobody else's mark with it.
    */
   setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void>;

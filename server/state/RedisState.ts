@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { presenceSubscribedFrameOf } from '../../sdk/protocol';
 import { connectWithin, createRedisClient, describeRedis, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import { groupId, parseGroupId, redisKeys, type RedisKeys, type ShareGroup } from '../cluster/redis-keys';
-import type { CachedEvent, ClusterState, MarkKey, MemberJoin, MemberLeave, SubscriberChange } from './ClusterState';
+import type { CachedEvent, ClusterState, LeaveMarkMs, MarkKey, MemberJoin, MemberLeave, SubscriberChange } from './ClusterState';
 import { LocalState, markId } from './LocalState';
 import { NodeLedger, type Delta } from './NodeLedger';
 import { SCRIPTS, type ScriptCommands } from './redis-scripts';
@@ -93,6 +93,8 @@ export class RedisState implements ClusterState {
   private repairGen = 0;
   /** Leave-mark tokens, prefixed with the node id: unique in the cluster. */
   private markTokens = 0;
+  /** How long the leaves this state finds by itself keep their marks (ClusterState.setLeaveMarks). */
+  private leaveMarkMs: LeaveMarkMs = () => 0;
   private stopped = false;
   private lostAt = 0;
 
@@ -111,6 +113,10 @@ export class RedisState implements ClusterState {
     this.redis.on('ready', () => this.onReady());
     this.redis.on('close', () => this.onClose());
     this.log.debug({ redis: describeRedis(opts.spec) }, 'redis state created');
+  }
+
+  setLeaveMarks(fn: LeaveMarkMs): void {
+    this.leaveMarkMs = fn;
   }
 
   /** Where transitions found by the state itself go (dead nodes removed, shares restored): the gateway. */
@@ -250,7 +256,7 @@ export class RedisState implements ClusterState {
         k.chans(appId),
         k.users(appId),
         k.appNode(appId, this.nodeId),
-        mark ? k.channelMark(appId, mark.channel) : k.meta(appId),
+        mark ? k.channelMarks(appId) + mark.channel : k.meta(appId),
         field,
         d,
         max,
@@ -285,7 +291,7 @@ export class RedisState implements ClusterState {
         k.members(appId, channel),
         k.sockets(appId, channel),
         k.channelNode(appId, channel, this.nodeId),
-        k.memberMark(appId, channel, userId),
+        k.memberMarks(appId, channel) + userId,
         userId,
         d,
         info,
@@ -522,7 +528,7 @@ export class RedisState implements ClusterState {
   }
 
   private markKey(appId: string, key: MarkKey): string {
-    return key.userId === null ? this.keys.channelMark(appId, key.channel) : this.keys.memberMark(appId, key.channel, key.userId);
+    return key.userId === null ? this.keys.channelMarks(appId) + key.channel : this.keys.memberMarks(appId, key.channel) + key.userId;
   }
 
   // ---------------------------------------------------------------- Web Push liveness
@@ -811,13 +817,14 @@ export class RedisState implements ClusterState {
     const { appId } = g;
     if (g.kind === 'app') {
       const share = k.appNode(appId, node);
-      const keys = [k.meta(appId), k.chans(appId), k.users(appId), share] as const;
+      const keys = [k.meta(appId), k.chans(appId), k.users(appId), share, k.channelMarks(appId)] as const;
+      const markMs = (f: string) => (f.startsWith('s:') ? this.leaveMarkMs(appId, f.slice(2), 'channel_vacated') : 0);
       if (mine) {
         const fields = [...this.ledger.appFields(appId)];
         for (let i = 0; i < fields.length; i += BATCH) {
           // Read from the ledger in the tick the script is sent: consistent with changes sent before or after.
-          const args = fields.slice(i, i + BATCH).flatMap((f) => [f, this.ledger.appField(appId, f)]);
-          this.collectApp(appId, await this.cmd.heraldAppSet(...keys, ...args), out);
+          const args = fields.slice(i, i + BATCH).flatMap((f) => [f, this.ledger.appField(appId, f), markMs(f)]);
+          this.collectApp(appId, await this.cmd.heraldAppSet(...keys, this.markToken(1), ...args), out);
         }
       }
       let cursor = '0';
@@ -826,23 +833,24 @@ export class RedisState implements ClusterState {
         cursor = next;
         const args: (string | number)[] = [];
         for (let i = 0; i < flat.length; i += 2) {
-          if (!mine || this.ledger.appField(appId, flat[i]) === 0) args.push(flat[i], 0);
+          if (!mine || this.ledger.appField(appId, flat[i]) === 0) args.push(flat[i], 0, markMs(flat[i]));
         }
-        if (args.length > 0) this.collectApp(appId, await this.cmd.heraldAppSet(...keys, ...args), out);
+        if (args.length > 0) this.collectApp(appId, await this.cmd.heraldAppSet(...keys, this.markToken(1), ...args), out);
       } while (cursor !== '0');
       return out;
     }
     const { channel } = g;
     const share = k.channelNode(appId, channel, node);
-    const keys = [k.members(appId, channel), k.sockets(appId, channel), share] as const;
+    const keys = [k.members(appId, channel), k.sockets(appId, channel), share, k.memberMarks(appId, channel)] as const;
+    const markMs = this.leaveMarkMs(appId, channel, 'member_removed');
     if (mine) {
       const users = [...this.ledger.presenceUsers(appId, channel).keys()];
       for (let i = 0; i < users.length; i += BATCH) {
         const args = users.slice(i, i + BATCH).flatMap((u) => {
           const s = this.ledger.presenceUser(appId, channel, u);
-          return [u, s?.n ?? 0, s?.info ?? '{}'];
+          return [u, s?.n ?? 0, s?.info ?? '{}', markMs];
         });
-        this.collectPresence(appId, channel, await this.cmd.heraldPresenceSet(...keys, ...args), out);
+        this.collectPresence(appId, channel, await this.cmd.heraldPresenceSet(...keys, this.markToken(1), ...args), out);
       }
     }
     let cursor = '0';
@@ -851,22 +859,23 @@ export class RedisState implements ClusterState {
       cursor = next;
       const args: (string | number)[] = [];
       for (let i = 0; i < flat.length; i += 2) {
-        if (!mine || !this.ledger.presenceUser(appId, channel, flat[i])) args.push(flat[i], 0, '');
+        if (!mine || !this.ledger.presenceUser(appId, channel, flat[i])) args.push(flat[i], 0, '', markMs);
       }
-      if (args.length > 0) this.collectPresence(appId, channel, await this.cmd.heraldPresenceSet(...keys, ...args), out);
+      if (args.length > 0) this.collectPresence(appId, channel, await this.cmd.heraldPresenceSet(...keys, this.markToken(1), ...args), out);
     } while (cursor !== '0');
     return out;
   }
 
   private collectApp(appId: string, flat: (string | number)[], out: StateTransition[]): void {
-    for (let i = 0; i < flat.length; i += 3) {
+    for (let i = 0; i < flat.length; i += 5) {
       const f = String(flat[i]);
       const before = Number(flat[i + 1]);
       const after = Number(flat[i + 2]);
       if (f.startsWith('s:')) {
         const channel = f.slice(2);
-        if (before === 0 && after > 0) out.push({ kind: 'occupied', appId, channel, count: after });
-        else if (before > 0 && after === 0) out.push({ kind: 'vacated', appId, channel });
+        const { mark, rejoined } = markOf(flat[i + 3], flat[i + 4]);
+        if (before === 0 && after > 0) out.push({ kind: 'occupied', appId, channel, count: after, rejoined });
+        else if (before > 0 && after === 0) out.push({ kind: 'vacated', appId, channel, mark });
         else if (before !== after) out.push({ kind: 'count', appId, channel, count: after });
       } else if (f.startsWith('u:')) {
         const userId = f.slice(2);
@@ -877,13 +886,21 @@ export class RedisState implements ClusterState {
   }
 
   private collectPresence(appId: string, channel: string, flat: (string | number)[], out: StateTransition[]): void {
-    for (let i = 0; i < flat.length; i += 3) {
+    for (let i = 0; i < flat.length; i += 5) {
       const userId = String(flat[i]);
       const before = Number(flat[i + 1]);
       const after = Number(flat[i + 2]);
+      const { mark, rejoined } = markOf(flat[i + 3], flat[i + 4]);
       if (before === 0 && after > 0) {
-        out.push({ kind: 'memberAdded', appId, channel, userId, info: this.ledger.presenceUser(appId, channel, userId)?.info ?? '{}' });
-      } else if (before > 0 && after === 0) out.push({ kind: 'memberRemoved', appId, channel, userId });
+        out.push({ kind: 'memberAdded', appId, channel, userId, info: this.ledger.presenceUser(appId, channel, userId)?.info ?? '{}', rejoined });
+      } else if (before > 0 && after === 0) out.push({ kind: 'memberRemoved', appId, channel, userId, mark });
     }
   }
+}
+
+/** A SET script's leave mark for one change: its token if it set one, whether it took one (absent: none asked). */
+function markOf(token: string | number, taken: string | number): { mark?: string; rejoined?: boolean } {
+  const t = Number(taken);
+  if (t < 0) return {};
+  return token === '' ? { rejoined: t === 1 } : { mark: String(token), rejoined: false };
 }

@@ -72,13 +72,28 @@ return {before, after, 0, leave_mark(KEYS[5], before, after, tonumber(ARGV[4]), 
 `;
 
 /**
- * KEYS: meta, chans, users, node share. ARGV: field, wanted share, field, wanted share… Sets the node's shares to the wanted
- * values (0 removes a dead node's share; the local ledger's values restore a share after an outage).
- * Returns {field, before, after, …} for every shared count that changed.
+ * The leave mark of a change found by APP_SET / PRESENCE_SET: with `ms` > 0, set (under `token`) or taken as
+ * in LEAVE_MARK. Returns the token when set ('' otherwise) and 1 / 0 for taken, -1 when no mark was asked.
  */
-export const APP_SET = `${APP_TARGET}
+const SET_MARK = `
+local function set_mark(key, before, after, ms, token)
+  if ms <= 0 then return '', -1 end
+  local taken = leave_mark(key, before, after, ms, token)
+  if before > 0 and after == 0 then return token, taken end
+  return '', taken
+end
+`;
+
+/**
+ * KEYS: meta, chans, users, node share. ARGV: the channels' leave-mark key prefix (`{A}`), a token prefix,
+ * then field, wanted share, leave-mark ms (0: none; channel fields only), … Sets the node's shares to the
+ * wanted values (0 removes a dead node's share; the local ledger's values restore a share after an outage).
+ * Returns {field, before, after, mark token or '', mark taken (1/0, -1: none asked)} for every shared
+ * count that changed.
+ */
+export const APP_SET = `${APP_TARGET}${LEAVE_MARK}${SET_MARK}
 local out = {}
-for i = 1, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local f = ARGV[i]
   local want = tonumber(ARGV[i + 1])
   local mine = tonumber(redis.call('HGET', KEYS[4], f) or '0')
@@ -86,9 +101,12 @@ for i = 1, #ARGV, 2 do
     if want == 0 then redis.call('HDEL', KEYS[4], f) else redis.call('HSET', KEYS[4], f, want) end
     local g, gf = target(f)
     local before, after = shift(g, gf, want - mine)
+    local token, taken = set_mark(ARGV[1] .. string.sub(f, 3), before, after, tonumber(ARGV[i + 2]), ARGV[2] .. ':' .. i)
     out[#out + 1] = f
     out[#out + 1] = before
     out[#out + 1] = after
+    out[#out + 1] = token
+    out[#out + 1] = taken
   end
 end
 return out
@@ -134,18 +152,25 @@ local b, after = shift_user(u, mine, mine + d, ARGV[3])
 return {b, after, 0, leave_mark(KEYS[4], b, after, tonumber(ARGV[5]), ARGV[6])}
 `;
 
-/** KEYS: members, sockets, node share. ARGV: user, wanted share, user_info, … Returns {user, before, after, …} for changes. */
-export const PRESENCE_SET = `${PRESENCE_SHIFT}
+/**
+ * KEYS: members, sockets, node share. ARGV: the members' leave-mark key prefix (`{A:C}`), a token prefix,
+ * then user, wanted share, user_info, leave-mark ms (0: none), … Returns {user, before, after, mark token
+ * or '', mark taken} for changes, as APP_SET.
+ */
+export const PRESENCE_SET = `${PRESENCE_SHIFT}${LEAVE_MARK}${SET_MARK}
 local out = {}
-for i = 1, #ARGV, 3 do
+for i = 3, #ARGV, 4 do
   local u = ARGV[i]
   local want = tonumber(ARGV[i + 1])
   local mine = tonumber(redis.call('HGET', KEYS[3], u) or '0')
   if want ~= mine then
     local before, after = shift_user(u, mine, want, ARGV[i + 2])
+    local token, taken = set_mark(ARGV[1] .. u, before, after, tonumber(ARGV[i + 3]), ARGV[2] .. ':' .. i)
     out[#out + 1] = u
     out[#out + 1] = before
     out[#out + 1] = after
+    out[#out + 1] = token
+    out[#out + 1] = taken
   end
 end
 return out
@@ -188,9 +213,9 @@ return 0
 /** Signatures of the commands above once defined with ioredis `defineCommand`. */
 export interface ScriptCommands {
   heraldAppDelta(meta: string, chans: string, users: string, share: string, mark: string, field: string, delta: number, max: number, markMs: number, token: string): Promise<[number, number, number, number]>;
-  heraldAppSet(meta: string, chans: string, users: string, share: string, ...pairs: (string | number)[]): Promise<(string | number)[]>;
+  heraldAppSet(meta: string, chans: string, users: string, share: string, markPrefix: string, tokenPrefix: string, ...triples: (string | number)[]): Promise<(string | number)[]>;
   heraldPresenceDelta(members: string, sockets: string, share: string, mark: string, user: string, delta: number, info: string, max: number, markMs: number, token: string): Promise<[number, number, number, number]>;
-  heraldPresenceSet(members: string, sockets: string, share: string, ...triples: (string | number)[]): Promise<(string | number)[]>;
+  heraldPresenceSet(members: string, sockets: string, share: string, markPrefix: string, tokenPrefix: string, ...quads: (string | number)[]): Promise<(string | number)[]>;
   heraldTakeRate(bucket: string, limit: number, cost: number): Promise<number>;
   heraldGetCache(key: string): Promise<[string, number] | null>;
   heraldTakeIfHolds(key: string, value: string): Promise<number>;

@@ -12,8 +12,9 @@
  * mark back and sends the leave if it was still there. ClusterState reports each transition to exactly one
  * node and each mark is taken by exactly one caller, so each webhook is sent once per cluster.
  *
- * Transitions the state finds by itself (a dead node's cleanup, a restore after an outage) come without a
- * mark: for those this observer sets the mark, and takes it on a join, with separate calls.
+ * Transitions the state finds by itself (a dead node's cleanup, a restore after an outage) carry their marks
+ * the same way (ClusterState.setLeaveMarks). A transition reported without one (a gateway with no
+ * LeaveMarks installed) falls back to separate calls: this observer sets the mark, and a join takes it.
  *
  * Order: events of one channel are handed to the sender in the order the gateway reported them on this
  * node. Mark operations are asynchronous (Redis), so a channel with one in progress queues its later
@@ -30,11 +31,11 @@
  * Two nodes, two races:
  * - leave → rejoin → leave across nodes: the first leave's timer must not send the second leave early. Each
  *   mark holds its leave's token, and a timer takes only its own mark (a join takes any).
- * - a join that reaches the state between a leave found by the state itself and the mark this observer sets
- *   for it finds nothing to cancel and is sent; the leave, when its delay ends, would then tell the
- *   receivers the channel is empty (or the member gone) while it is not. So a leave is sent only if the
- *   channel is still vacant (the member still absent) at that moment. The receivers then hear the join
- *   twice, and end up right. Leaves from a socket have their mark set atomically and never meet this.
+ * - on the fallback path, a join that reaches the state between a leave and the mark this observer sets for
+ *   it finds nothing to cancel and is sent; the leave, when its delay ends, would then tell the receivers
+ *   the channel is empty (or the member gone) while it is not. So a leave is sent only if the channel is
+ *   still vacant (the member still absent) at that moment. The receivers then hear the join twice, and end
+ *   up right. Leaves whose marks the state sets atomically never meet this.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';

@@ -166,3 +166,33 @@ void test('a burst of joins into one channel shares member-list reads, and every
   // Without sharing it is one per read (51); a busy machine may spread the burst over a few more waves.
   assert.ok(reads.length <= 15, `${reads.length} HGETALLs for 51 reads`);
 });
+
+void test('a dead node\'s leaves carry marks set by the same script, and a rejoin on a survivor takes them', async (t) => {
+  if (!(await needRedis(t))) return;
+  const prefix = uniquePrefix();
+  const fast = { heartbeatMs: 100, heartbeatTtlMs: 500 };
+  const [a, b] = await nodes(t, prefix, [fast, fast]);
+  b.state.setLeaveMarks((_app, channel) => (channel === 'unwatched' ? 0 : 5000));
+  const app = 'app1';
+  await a.state.addSubscriber(app, 'room');
+  await a.state.addSubscriber(app, 'unwatched');
+  await a.state.addMember(app, 'presence-p', 'ua', '{}', 100);
+  await a.state.addUser(app, 'ua');
+  const r = redisClient();
+  t.after(() => r.disconnect());
+  const k = redisKeys(prefix);
+  a.state.detach();
+  await waitFor(async () => (await r.sismember(k.nodes, a.state.nodeId)) === 0 && (await r.exists(k.claim(a.state.nodeId))) === 0, 5000, 'a to be removed');
+
+  const vacated = b.seen.find((s) => s.kind === 'vacated' && s.channel === 'room');
+  const removed = b.seen.find((s) => s.kind === 'memberRemoved' && s.userId === 'ua');
+  const plain = b.seen.find((s) => s.kind === 'vacated' && s.channel === 'unwatched');
+  assert.ok(vacated?.kind === 'vacated' && typeof vacated.mark === 'string', JSON.stringify(b.seen));
+  assert.ok(removed?.kind === 'memberRemoved' && typeof removed.mark === 'string', JSON.stringify(b.seen));
+  assert.ok(plain?.kind === 'vacated' && plain.mark === undefined, 'no mark where none is asked for');
+  // The rejoin on the survivor finds both marks; the leaves' own timers then find none.
+  assert.equal((await b.state.addSubscriber(app, 'room', 5000)).rejoined, true);
+  assert.equal((await b.state.addMember(app, 'presence-p', 'ua', '{}', 100, 5000)).rejoined, true);
+  assert.equal(await b.state.takeMark(app, { channel: 'room', userId: null }, vacated.mark), false);
+  assert.equal(await b.state.takeMark(app, { channel: 'presence-p', userId: 'ua' }, removed.mark), false);
+});
