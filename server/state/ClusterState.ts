@@ -58,6 +58,14 @@ export interface MarkKey {
   userId: string | null;
 }
 
+/**
+ * A mark as one string, for maps keyed by mark: channel names cannot hold a newline, so a channel's own mark
+ * (two parts) never collides with a member's (three).
+ */
+export function markId(appId: string, channel: string, userId: string | null): string {
+  return userId === null ? `${appId}\n${channel}` : `${appId}\n${channel}\n${userId}`;
+}
+
 export interface CachedEvent {
   /** The encoded frame as it was published. */
   frame: string;

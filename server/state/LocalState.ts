@@ -1,5 +1,5 @@
 import { type PresenceMemberParts, presenceMemberParts, presenceSubscribedFrame } from '../../sdk/protocol';
-import type { CachedEvent, ClusterState, MarkKey, MemberJoin, MemberLeave, SubscriberChange } from './ClusterState';
+import { markId, type CachedEvent, type ClusterState, type MarkKey, type MemberJoin, type MemberLeave, type SubscriberChange } from './ClusterState';
 import type { FramePieces } from '../ws/frame';
 import { MemberBytes } from './presence-bytes';
 
@@ -263,12 +263,4 @@ export class LocalState implements ClusterState {
     const m = this.devices.get(`${appId}\n${channel}`);
     return m ? new Set(deviceIds.filter((d) => m.has(d))) : new Set();
   }
-}
-
-/**
- * The marks map's key: channel names cannot hold a newline, so a channel's own mark (two parts) never
- * collides with a member's (three).
- */
-export function markId(appId: string, channel: string, userId: string | null): string {
-  return userId === null ? `${appId}\n${channel}` : `${appId}\n${channel}\n${userId}`;
 }

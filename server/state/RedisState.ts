@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { presenceSubscribedFrameOf } from '../../sdk/protocol';
 import { connectWithin, createRedisClient, describeRedis, isReady, type RedisClient, type RedisSpec, closeRedis } from '../cluster/redis-connection';
 import { groupId, parseGroupId, redisKeys, type RedisKeys, type ShareGroup } from '../cluster/redis-keys';
-import type { CachedEvent, ClusterState, LeaveMarkMs, MarkKey, MemberJoin, MemberLeave, SubscriberChange } from './ClusterState';
-import { LocalState, markId } from './LocalState';
+import { markId, type CachedEvent, type ClusterState, type LeaveMarkMs, type MarkKey, type MemberJoin, type MemberLeave, type SubscriberChange } from './ClusterState';
+import { LocalState } from './LocalState';
 import { NodeLedger, type Delta } from './NodeLedger';
 import { SCRIPTS, type ScriptCommands } from './redis-scripts';
 import type { StateTransition } from './StateTransition';
@@ -237,14 +237,16 @@ export class RedisState implements ClusterState {
     if (this.repairing || this.repairGen !== gen) this.dirty = true;
   }
 
-  private async appChange(appId: string, field: string, d: number, max = -1, mark: MarkKey | null = null, markMs = 0): Promise<Delta & MarkOutcome & { refused: boolean }> {
+  /** `markMs` > 0 on a channel's field (`s:<channel>`): keep the channel's leave mark (ClusterState). */
+  private async appChange(appId: string, field: string, d: number, max = -1, markMs = 0): Promise<Delta & MarkOutcome & { refused: boolean }> {
+    const mark: MarkKey | null = markMs > 0 && field.startsWith('s:') ? { channel: field.slice(2), userId: null } : null;
     const token = this.markToken(markMs);
     const ok = this.online && (await this.ensureIndexed({ kind: 'app', appId })) && this.online;
     if (!ok) {
       this.dirty = true;
       const cur = this.ledger.appField(appId, field);
       if (d > 0 && max >= 0 && cur + d > max) return { before: cur, after: cur, refused: true, ...NO_MARK };
-      return this.answeredAlone(appId, this.ledger.applyApp(appId, field, d), mark, markMs, token);
+      return this.withMark(appId, this.ledger.applyApp(appId, field, d), false, mark, markMs, token, null);
     }
     // The ledger changes in the same tick the command is sent, so a repair never counts a change twice.
     const local = this.ledger.applyApp(appId, field, d);
@@ -264,10 +266,10 @@ export class RedisState implements ClusterState {
         token,
       );
       if (refused === 1) this.undo(() => this.ledger.applyApp(appId, field, -d), gen);
-      return this.answered(appId, { before: Number(before), after: Number(after) }, taken === 1, mark, markMs, token, refused === 1);
+      return this.withMark(appId, { before: Number(before), after: Number(after) }, refused === 1, mark, markMs, token, taken === 1);
     } catch (err) {
       this.failed(err);
-      return this.answeredAlone(appId, local, mark, markMs, token);
+      return this.withMark(appId, local, false, mark, markMs, token, null);
     }
   }
 
@@ -281,7 +283,7 @@ export class RedisState implements ClusterState {
       if (d > 0 && max >= 0 && !this.ledger.presenceUser(appId, channel, userId) && this.ledger.presenceUsers(appId, channel).size >= max) {
         return { before: 0, after: 0, refused: true, ...NO_MARK };
       }
-      return this.answeredAlone(appId, this.ledger.applyPresence(appId, channel, userId, d, info), mark, markMs, token);
+      return this.withMark(appId, this.ledger.applyPresence(appId, channel, userId, d, info), false, mark, markMs, token, null);
     }
     const local = this.ledger.applyPresence(appId, channel, userId, d, info);
     const gen = this.repairGen;
@@ -306,10 +308,10 @@ export class RedisState implements ClusterState {
         const id = groupId(group);
         if (this.indexed.delete(id)) this.redis.srem(this.keys.index(this.nodeId), id).catch((err: unknown) => this.failed(err));
       }
-      return this.answered(appId, { before: Number(before), after: Number(after) }, taken === 1, mark, markMs, token, refused === 1);
+      return this.withMark(appId, { before: Number(before), after: Number(after) }, refused === 1, mark, markMs, token, taken === 1);
     } catch (err) {
       this.failed(err);
-      return this.answeredAlone(appId, local, mark, markMs, token);
+      return this.withMark(appId, local, false, mark, markMs, token, null);
     }
   }
 
@@ -319,26 +321,16 @@ export class RedisState implements ClusterState {
   }
 
   /**
-   * A change Redis made, with its leave mark: the script set it (under `token`) or took it. A mark set in
-   * the fallback while Redis was unreachable is taken too, as takeMark does.
+   * A change with its leave mark. Redis's script set it (under `token`) or took it (`taken`). A change
+   * answered from the ledger alone (`taken` null: Redis unreachable, or the script failed) keeps it in the
+   * fallback, under the token the script would have used, so that if the script did run after all the
+   * leave's timer finds one of the two (takeMark tries both). A rejoin also takes a mark the fallback kept.
    */
-  private answered(appId: string, delta: Delta, taken: boolean, mark: MarkKey | null, markMs: number, token: string, refused: boolean): Delta & MarkOutcome & { refused: boolean } {
+  private withMark(appId: string, delta: Delta, refused: boolean, mark: MarkKey | null, markMs: number, token: string, taken: boolean | null): Delta & MarkOutcome & { refused: boolean } {
     if (mark === null || markMs <= 0 || refused) return { ...delta, refused, ...NO_MARK };
     const id = markId(appId, mark.channel, mark.userId);
-    const rejoined = delta.before === 0 && delta.after > 0 && (taken || this.fallback.takeMarkNow(id));
-    return { ...delta, refused, mark: delta.before > 0 && delta.after === 0 ? token : null, rejoined };
-  }
-
-  /**
-   * A change answered from the ledger alone (Redis unreachable, or the script failed): its leave mark lives
-   * in the fallback, under the token the script would have used, so that if the script did run after all
-   * the leave's timer finds one of the two (takeMark tries both).
-   */
-  private answeredAlone(appId: string, delta: Delta, mark: MarkKey | null, markMs: number, token: string): Delta & MarkOutcome & { refused: boolean } {
-    if (mark === null || markMs <= 0) return { ...delta, refused: false, ...NO_MARK };
-    const id = markId(appId, mark.channel, mark.userId);
-    if (delta.before > 0 && delta.after === 0) return { ...delta, refused: false, mark: this.fallback.markNow(id, markMs, token), rejoined: false };
-    return { ...delta, refused: false, mark: null, rejoined: delta.before === 0 && delta.after > 0 && this.fallback.takeMarkNow(id) };
+    if (delta.before > 0 && delta.after === 0) return { ...delta, refused, mark: taken === null ? this.fallback.markNow(id, markMs, token) : token, rejoined: false };
+    return { ...delta, refused, mark: null, rejoined: delta.before === 0 && delta.after > 0 && (taken === true || this.fallback.takeMarkNow(id)) };
   }
 
   private async read<T>(op: () => Promise<T>, local: () => T | Promise<T>): Promise<T> {
@@ -366,12 +358,12 @@ export class RedisState implements ClusterState {
   }
 
   async addSubscriber(appId: string, channel: string, markMs = 0): Promise<SubscriberChange> {
-    const { before, after, rejoined } = await this.appChange(appId, `s:${channel}`, 1, -1, { channel, userId: null }, markMs);
+    const { before, after, rejoined } = await this.appChange(appId, `s:${channel}`, 1, -1, markMs);
     return { count: after, occupied: before === 0 && after > 0, vacated: false, mark: null, rejoined };
   }
 
   async removeSubscriber(appId: string, channel: string, markMs = 0): Promise<SubscriberChange> {
-    const { before, after, mark } = await this.appChange(appId, `s:${channel}`, -1, -1, { channel, userId: null }, markMs);
+    const { before, after, mark } = await this.appChange(appId, `s:${channel}`, -1, -1, markMs);
     return { count: after, occupied: false, vacated: before > 0 && after === 0, mark, rejoined: false };
   }
 

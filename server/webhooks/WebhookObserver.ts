@@ -41,7 +41,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayObserver, LeaveMarks } from '../GatewayObserver';
 import type { AppOptions, WebhookEventType } from '../options/Options';
-import type { ClusterState, MarkKey } from '../state/ClusterState';
+import { markId, type ClusterState, type MarkKey } from '../state/ClusterState';
 import { WebhookSender, type WebhookReporting, type WebhookSenderOptions, type WebhookStats } from './WebhookSender';
 import type { WebhookEvent } from './webhook-request';
 import type { WebhookJournal } from './WebhookJournal';
@@ -75,7 +75,7 @@ interface PendingLeave {
 export class WebhookObserver implements GatewayObserver, LeaveMarks {
   readonly sender: WebhookSender;
   private readonly debounceMs: number;
-  /** `${appId}\n${channel}[\n${userId}]` → this node's timer for a pending leave. */
+  /** markId(…) → this node's timer for a pending leave. */
   private readonly pending = new Map<string, PendingLeave>();
   /** `${appId}\n${channel}` → tail of the channel's queued work, while some is in progress. */
   private readonly chains = new Map<string, Promise<void>>();
@@ -234,13 +234,9 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
    */
   private leave(app: AppOptions, channel: string, mark: MarkKey, event: WebhookEvent, marked?: string): void {
     if (!this.sender.wants(app, event.name, channel)) return;
-    const key = pendingKey(app.id, mark);
+    const key = markId(app.id, mark.channel, mark.userId);
     this.cancel(key);
-    let token = marked;
-    if (token === undefined) {
-      const own = (token = `${this.tokenPrefix}:${++this.tokens}`);
-      this.serial(app, channel, () => this.state.setMark(app.id, mark, own, this.debounceMs + MARK_SLACK_MS));
-    }
+    const token = marked ?? this.setOwnMark(app, channel, mark);
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
     const fire = () => {
@@ -265,6 +261,13 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
     this.pending.set(key, entry);
   }
 
+  /** The fallback path: sets a leave's mark with a call of its own, after the channel's earlier work. */
+  private setOwnMark(app: AppOptions, channel: string, mark: MarkKey): string {
+    const token = `${this.tokenPrefix}:${++this.tokens}`;
+    this.serial(app, channel, () => this.state.setMark(app.id, mark, token, this.debounceMs + MARK_SLACK_MS));
+    return token;
+  }
+
   /**
    * A join (`channel_occupied`, `member_added`): if it took the mark of a pending leave (with the transition,
    * `rejoined`; or, without one, here now), the two cancel out and neither is sent (the occupancy row stays:
@@ -278,7 +281,7 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
       if (wantsJoin) this.send(app, event);
       return;
     }
-    const key = pendingKey(app.id, mark);
+    const key = markId(app.id, mark.channel, mark.userId);
     const decide = (took: boolean) => {
       if (took) return this.cancel(key);
       if (wantsJoin) this.sender.enqueue(app, event);
@@ -321,9 +324,4 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
 /** The member a `member_added` / `member_removed` is about; null for the channel's own events. */
 function memberOf(event: WebhookEvent): string | null {
   return event.name === 'member_added' || event.name === 'member_removed' ? event.user_id : null;
-}
-
-/** The `pending` map's key for a mark. */
-function pendingKey(appId: string, mark: MarkKey): string {
-  return mark.userId === null ? `${appId}\n${mark.channel}` : `${appId}\n${mark.channel}\n${mark.userId}`;
 }
