@@ -88,21 +88,26 @@ void test('malformed subscription keys are refused before any crypto', () => {
   assert.throws(() => bad(offCurve.toString('base64url'), keys.auth));
 });
 
-void test('every message draws its own sender key: none repeats over many messages, after a fixed-key one, or after a refused key', () => {
+void test('every message draws its own sender key and salt: neither repeats over many messages, after a fixed-key one, or after a refused key', () => {
   const { ecdh, auth, keys } = browser();
   const seen = new Set<string>();
+  const salts = new Set<string>();
   const keyOf = (body: Buffer): string => body.subarray(21, 86).toString('base64url');
   // A fixed key (the RFC's) in between must not stay behind for the messages after it.
   encryptPayload('x', { p256dh: RFC8291.uaPublic, auth: RFC8291.authSecret }, { ephemeralPrivateKey: Buffer.from(RFC8291.asPrivate, 'base64url') });
   seen.add(RFC8291.asPublic);
   const offCurve = Buffer.alloc(65, 1);
   offCurve[0] = 4;
-  for (let i = 0; i < 300; i++) {
+  // 600 messages: salts are drawn 256 to a pool, so this crosses two refills.
+  for (let i = 0; i < 600; i++) {
     if (i === 150) assert.throws(() => encryptPayload('x', { p256dh: offCurve, auth: keys.auth }));
     const body = encryptPayload(`message ${i}`, keys);
     const key = keyOf(body);
     assert.ok(!seen.has(key), `sender key of message ${i} was used before`);
     seen.add(key);
+    const salt = body.subarray(0, 16).toString('hex');
+    assert.ok(!salts.has(salt), `salt of message ${i} was used before`);
+    salts.add(salt);
     // The key in the header is the one the body was encrypted with: the browser can decrypt it.
     assert.equal(ece.decrypt(body, { version: 'aes128gcm', privateKey: ecdh, authSecret: auth }).toString('utf8'), `message ${i}`);
   }
