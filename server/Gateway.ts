@@ -335,8 +335,13 @@ export class Gateway {
     await this.state.removeConnection(conn.app.id);
     this.emit('connectionClosed', conn, code);
     // A close started by the peer has already happened; one started here has been sent. Make sure a
-    // socket that never completes the close handshake does not linger.
-    if (conn.ws.readyState !== 3) setTimeout(() => conn.ws.terminate(), 5000).unref();
+    // socket that never completes the close handshake does not linger, and let the timer go as soon as the
+    // handshake completes: until it fires, it holds the connection and its socket (after a mass
+    // terminate_connections or a shutdown, thousands of them for seconds).
+    if (conn.ws.readyState !== 3) {
+      const timer = setTimeout(() => conn.ws.terminate(), 5000).unref();
+      conn.ws.once('close', () => clearTimeout(timer));
+    }
   }
 
   // ---------------------------------------------------------------- incoming frames

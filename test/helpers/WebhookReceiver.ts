@@ -39,6 +39,11 @@ export class WebhookReceiver {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
   }
 
+  /** Closes the keep-alive connections that carry no request now (the sender's pool starts empty again). */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+  }
+
   /** Requests answered with a 2xx (the ones the sender counts as delivered). */
   accepted(path?: string): ReceivedWebhook[] {
     return this.requests.filter((r) => r.status >= 200 && r.status < 300 && (path === undefined || r.path === path));
