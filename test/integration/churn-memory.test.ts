@@ -10,7 +10,7 @@
  * garbage collected (WeakRefs), nothing of theirs is left in the node's state, and the live objects of the
  * process (the node runs in it) do not add up from one round of sockets to the next.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +21,12 @@ import { runInNewContext } from 'node:vm';
 import { userAuthString } from '../../sdk/protocol';
 import { hmacSha256Hex } from '../../sdk/protocol/node/hmac';
 import type { Connection } from '../../server/ws/Connection';
-import { startHerald, type TestHerald } from '../helpers/herald';
+import pino from 'pino';
+import { createRedisBackends } from '../../server/cluster/create-backends';
+import type { AppOptions, WebhookEventType } from '../../server/options/Options';
+import { startHerald, testApp, type TestHerald } from '../helpers/herald';
+import { Cluster, type Redis } from 'ioredis';
+import { REDIS_URL, deleteKeys, needRedis, redisClient, uniquePrefix } from '../helpers/redis';
 import { RawClient, authFor, roundTrip, serverSdk } from '../helpers/clients';
 import { WebhookReceiver } from '../helpers/WebhookReceiver';
 import type PusherServer from 'pusher';
@@ -108,10 +113,10 @@ async function waitUntil(what: string, done: () => boolean | Promise<boolean>, t
 }
 
 /** One round: sockets that use every feature, then leave by close frame, dropped TCP or terminate_connections. */
-async function round(h: TestHerald, sdk: PusherServer, receiver: WebhookReceiver, n: number): Promise<void> {
+async function round(nodes: TestHerald[], sdk: PusherServer, receiver: WebhookReceiver, n: number): Promise<void> {
   const clients: RawClient[] = [];
   try {
-    await useAndLeave(h, sdk, receiver, n, clients);
+    await useAndLeave(nodes, sdk, receiver, n, clients);
   } finally {
     // Nothing of a round is kept by the test either: its clients and the webhooks received go.
     for (const c of clients) c.ws.terminate();
@@ -119,11 +124,11 @@ async function round(h: TestHerald, sdk: PusherServer, receiver: WebhookReceiver
   }
 }
 
-async function useAndLeave(h: TestHerald, sdk: PusherServer, receiver: WebhookReceiver, n: number, clients: RawClient[]): Promise<void> {
-  const app = h.app;
-  // The sockets of a round set up side by side, each through every feature in turn.
+async function useAndLeave(nodes: TestHerald[], sdk: PusherServer, receiver: WebhookReceiver, n: number, clients: RawClient[]): Promise<void> {
+  const app = nodes[0].app;
+  // The sockets of a round set up side by side (spread over the nodes), each through every feature in turn.
   const setUp = async (i: number): Promise<RawClient> => {
-    const c = await RawClient.connect(h);
+    const c = await RawClient.connect(nodes[i % nodes.length]);
     clients.push(c);
     const user = `u${i % USERS}`;
     const channelData = JSON.stringify({ user_id: user, user_info: { round: n, socket: i } });
@@ -169,53 +174,43 @@ async function useAndLeave(h: TestHerald, sdk: PusherServer, receiver: WebhookRe
     else c.ws.terminate();
   }
   await Promise.all(clients.map((c) => c.closed));
-  await waitUntil('the node to drop every socket', () => h.server.gateway.registry.size === 0);
+  await waitUntil('the nodes to drop every socket', () => nodes.every((h) => h.server.gateway.registry.size === 0));
   // The round is over when its leaves have been sent (after the webhook debounce) and nothing is queued.
   const vacant = ['churn-public', 'cache-churn', 'presence-churn', ...joined.map((_, i) => `private-churn-${n}-${i}`)];
   await waitUntil(`round ${n}'s webhooks`, () => {
     const events = receiver.events();
     const vacated = new Set(events.filter((e) => e.name === 'channel_vacated').map((e) => e.channel));
     const removed = new Set(events.filter((e) => e.name === 'member_removed').map((e) => e.user_id));
-    return vacant.every((c) => vacated.has(c)) && removed.size === USERS && h.server.webhooks.stats().total.depth === 0;
+    return vacant.every((c) => vacated.has(c)) && removed.size === USERS && nodes.every((h) => h.server.webhooks.stats().total.depth === 0);
   });
 }
 
-test('sockets that come and go leave nothing behind: connections and sockets are collected, no state is left and no objects pile up', async (t) => {
-  const receiver = await WebhookReceiver.start();
-  t.after(() => receiver.close());
-  const h = await startHerald({
-    apps: [
-      {
-        clientEvents: true,
-        watchlist: true,
-        subscriptionCount: true,
-        webhooks: [
-          { url: receiver.url(), events: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss', 'subscription_count'], batch: false },
-        ],
-      },
-    ],
-    backends: { webhooks: { debounceMs: 50 } },
-  });
-  t.after(() => h.stop());
+const CHURN_APP: Partial<AppOptions> = { clientEvents: true, watchlist: true, subscriptionCount: true };
+const WEBHOOK_EVENTS: WebhookEventType[] = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss', 'subscription_count'];
 
+/** Runs the rounds on `nodes` (the SDK talks to the first) and checks what must hold after each and at the end. */
+async function churn(t: TestContext, nodes: TestHerald[], receiver: WebhookReceiver, afterRound?: (n: number) => Promise<void>): Promise<void> {
   // Each round's server-side connections and sockets, watched through WeakRefs; dropped after its check,
   // so that the test's own bookkeeping does not grow the heap it measures.
   let connections: WeakRef<Connection>[] = [];
   let sockets: WeakRef<Socket>[] = [];
-  const registry = h.server.gateway.registry;
-  const add = registry.addConnection.bind(registry);
-  registry.addConnection = (conn: Connection) => {
-    connections.push(new WeakRef(conn));
-    add(conn);
-  };
-  h.server.http.server.prependListener('upgrade', (_req: unknown, socket: Socket) => sockets.push(new WeakRef(socket)));
+  for (const h of nodes) {
+    const registry = h.server.gateway.registry;
+    const add = registry.addConnection.bind(registry);
+    registry.addConnection = (conn: Connection) => {
+      connections.push(new WeakRef(conn));
+      add(conn);
+    };
+    h.server.http.server.prependListener('upgrade', (_req: unknown, socket: Socket) => sockets.push(new WeakRef(socket)));
+  }
 
-  // One SDK for the whole test: its pool of keep-alive connections stays the same size from round to round.
-  const sdk = serverSdk(h);
+  // One SDK per node for the whole test: their pools of keep-alive connections stay the same size.
+  const sdks = nodes.map((h) => serverSdk(h));
+  const sdk = sdks[0];
   const dir = mkdtempSync(join(tmpdir(), 'herald-churn-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (let n = 1; n <= ROUNDS; n++) {
-    await round(h, sdk, receiver, n);
+    await round(nodes, sdk, receiver, n);
     assert.equal(connections.length, SOCKETS_PER_ROUND, 'every socket got a connection object');
     assert.equal(sockets.length, SOCKETS_PER_ROUND, 'every socket was seen upgrading');
     // A close handshake's fallback timer used to hold each connection the server closed for 5 s.
@@ -223,10 +218,13 @@ test('sockets that come and go leave nothing behind: connections and sockets are
     assert.equal(await collectUntilGone(sockets), 0, `every socket of round ${n} was collected once closed`);
     connections = [];
     sockets = [];
-    const channels = (await (await sdk.get({ path: '/channels', params: { info: 'subscription_count' } })).json()) as { channels: Record<string, unknown> };
-    assert.deepEqual(channels.channels, {}, `no channel is left after round ${n}`);
-    const users = (await (await sdk.get({ path: '/channels/presence-churn/users' })).json()) as { users: unknown[] };
-    assert.deepEqual(users.users, [], `no presence member is left after round ${n}`);
+    for (const nodeSdk of sdks) {
+      const channels = (await (await nodeSdk.get({ path: '/channels', params: { info: 'subscription_count' } })).json()) as { channels: Record<string, unknown> };
+      assert.deepEqual(channels.channels, {}, `no channel is left after round ${n}`);
+      const users = (await (await nodeSdk.get({ path: '/channels/presence-churn/users' })).json()) as { users: unknown[] };
+      assert.deepEqual(users.users, [], `no presence member is left after round ${n}`);
+    }
+    await afterRound?.(n);
     // The first snapshot builds what taking one needs; the second, a round later, is the baseline.
     if (n === WARM_ROUNDS - 1) await snapshotAfterGc(receiver, join(dir, 'warm.heapsnapshot'));
     if (n === WARM_ROUNDS) await snapshotAfterGc(receiver, join(dir, 'baseline.heapsnapshot'));
@@ -240,4 +238,57 @@ test('sockets that come and go leave nothing behind: connections and sockets are
   const top = grew.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, d]) => `${name} +${d}`).join(', ');
   t.diagnostic(`objects that grew over ${(ROUNDS - WARM_ROUNDS) * SOCKETS_PER_ROUND} connections after the warm rounds: ${total} (${top || 'none'})`);
   assert.ok(total < MAX_NEW_OBJECTS, `${total} more live objects after ${ROUNDS - WARM_ROUNDS} rounds of ${SOCKETS_PER_ROUND} sockets (at most ${MAX_NEW_OBJECTS}): ${top}`);
+}
+
+test('sockets that come and go leave nothing behind on one node: connections and sockets are collected, no state is left, no objects pile up', async (t) => {
+  const receiver = await WebhookReceiver.start();
+  t.after(() => receiver.close());
+  const h = await startHerald({
+    apps: [{ ...CHURN_APP, webhooks: [{ url: receiver.url(), events: WEBHOOK_EVENTS, batch: false }] }],
+    backends: { webhooks: { debounceMs: 50 } },
+  });
+  t.after(() => h.stop());
+  await churn(t, [h], receiver);
 });
+
+test('sockets that come and go leave nothing behind on two nodes sharing Redis', async (t) => {
+  if (!(await needRedis(t))) return;
+  const receiver = await WebhookReceiver.start();
+  t.after(() => receiver.close());
+  const prefix = uniquePrefix();
+  const log = pino({ level: process.env.HERALD_TEST_LOG ?? 'silent' });
+  const app = testApp({ ...CHURN_APP, webhooks: [{ url: receiver.url(), events: WEBHOOK_EVENTS, batch: false }] });
+  const nodes: TestHerald[] = [];
+  t.after(async () => {
+    await Promise.all(nodes.map((h) => h.stop()));
+    await deleteKeys(prefix);
+  });
+  for (let i = 0; i < 2; i++) {
+    nodes.push(await startHerald({ apps: [app], backends: { ...createRedisBackends({ redis: REDIS_URL, prefix, log }), webhooks: { debounceMs: 50 } } }));
+  }
+  const redis = redisClient();
+  t.after(() => redis.quit());
+  // Redis keeps nothing of a round either: the keys without an expiry are the same after every round (the
+  // leave marks expire by themselves, seconds later).
+  let kept: string[] | null = null;
+  await churn(t, nodes, receiver, async (n) => {
+    const keys = await persistentKeys(redis, prefix);
+    if (kept === null) kept = keys;
+    assert.deepEqual(keys, kept, `the keys without an expiry after round ${n} are those after round 1`);
+  });
+  t.diagnostic(`keys without an expiry after every round: ${(kept ?? []).length}`);
+});
+
+/** Keys under `prefix` that have no expiry, sorted. */
+async function persistentKeys(redis: Redis | Cluster, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) if ((await node.pttl(key)) === -1) out.push(key);
+    } while (cursor !== '0');
+  }
+  return out.sort();
+}
