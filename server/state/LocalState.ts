@@ -22,7 +22,13 @@ interface Presence {
   frame: FramePieces | null;
 }
 
-/** Cluster state for a single node, in memory. Every call is O(1) and answers in the same tick. */
+/** How often, at most, expired cache entries and marks are swept out (ms). */
+const SWEEP_EVERY_MS = 60_000;
+
+/**
+ * Cluster state for a single node, in memory. Every call is O(1) (but for a sweep of expired entries at most
+ * once a minute) and answers in the same tick.
+ */
 export class LocalState implements ClusterState {
   readonly name = 'local';
   private readonly connections = new Map<string, number>();
@@ -31,9 +37,17 @@ export class LocalState implements ClusterState {
   private readonly presence = new Map<string, Presence>();
   private readonly users = new Map<string, number>();
   private readonly cache = new Map<string, { frame: string; expires: number }>();
-  private readonly rates = new Map<string, { second: number; used: number }>();
+  /**
+   * `${appId}\n${bucket}` → what was taken in the current second. Emptied when the second changes: bucket
+   * names carry client addresses (the push device API's per-IP budgets), so entries kept past their second
+   * would pile up, one per address ever seen.
+   */
+  private readonly rates = new Map<string, number>();
+  private ratesSecond = 0;
   /** markId(…) → a pending leave's mark. */
   private readonly marks = new Map<string, { token: string; expires: number }>();
+  /** When expired cache entries and marks were last swept out (see sweepExpired). */
+  private lastSweep = Date.now();
   /** Tokens of the marks set by transitions; unique within the process (RedisState prefixes its node id). */
   private markTokens = 0;
   /** `${appId}\n${channel}` → device id → sockets (Web Push liveness). */
@@ -179,7 +193,21 @@ export class LocalState implements ClusterState {
   }
 
   async setCache(appId: string, channel: string, frame: string, ttlSeconds: number): Promise<void> {
-    this.cache.set(`${appId}\n${channel}`, { frame, expires: Date.now() + ttlSeconds * 1000 });
+    const now = Date.now();
+    this.sweepExpired(now);
+    this.cache.set(`${appId}\n${channel}`, { frame, expires: now + ttlSeconds * 1000 });
+  }
+
+  /**
+   * Drops the cache entries and marks that have expired, at most once a minute, from the calls that add
+   * them. A read drops an expired entry too, but a cache channel nobody subscribes to again (one per user,
+   * say) is never read: without this its last event would stay in memory for good.
+   */
+  private sweepExpired(now: number): void {
+    if (now - this.lastSweep < SWEEP_EVERY_MS) return;
+    this.lastSweep = now;
+    for (const [k, c] of this.cache) if (c.expires <= now) this.cache.delete(k);
+    for (const [k, m] of this.marks) if (m.expires <= now) this.marks.delete(k);
   }
 
   async getCache(appId: string, channel: string): Promise<CachedEvent | null> {
@@ -196,21 +224,21 @@ export class LocalState implements ClusterState {
 
   async takeRate(appId: string, bucket: string, limit: number, cost: number): Promise<number> {
     if (limit < 0) return 0;
-    const k = `${appId}\n${bucket}`;
-    const now = Date.now();
-    const second = Math.floor(now / 1000);
-    let r = this.rates.get(k);
-    if (!r || r.second !== second) {
-      r = { second, used: 0 };
-      this.rates.set(k, r);
-    }
     // Budgets refill at the next whole second.
-    if (r.used + cost > limit) return 1;
-    r.used += cost;
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.ratesSecond) {
+      this.rates.clear();
+      this.ratesSecond = second;
+    }
+    const k = `${appId}\n${bucket}`;
+    const used = this.rates.get(k) ?? 0;
+    if (used + cost > limit) return 1;
+    this.rates.set(k, used + cost);
     return 0;
   }
 
   async setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void> {
+    this.sweepExpired(Date.now());
     this.marks.set(markId(appId, key.channel, key.userId), { token, expires: Date.now() + ttlMs });
   }
 
@@ -220,7 +248,9 @@ export class LocalState implements ClusterState {
 
   /** Sets a transition's mark (ClusterState's leave marks), under a fresh token unless given; returns the token. */
   markNow(id: string, ttlMs: number, token = `local:${++this.markTokens}`): string {
-    this.marks.set(id, { token, expires: Date.now() + ttlMs });
+    const now = Date.now();
+    this.sweepExpired(now);
+    this.marks.set(id, { token, expires: now + ttlMs });
     return token;
   }
 
