@@ -137,8 +137,8 @@ export interface ClusterState {
 
   /**
    * Sets a debounce mark (e.g. a `channel_vacated` webhook waiting 3 s) that expires after `ttlMs`, for a
-   * leave reported without one (a node of an earlier release, or a state that keeps no marks itself). The mark holds `token`, so
-   * that the one who set it can later take it back and nobody else's mark with it.
+   * leave reported without one (a node of an earlier release, or a state that keeps no marks itself). The
+   * mark holds `token`, so that the one who set it can later take it back and nobody else's mark with it.
    */
   setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void>;
   /**

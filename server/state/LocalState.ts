@@ -238,15 +238,14 @@ export class LocalState implements ClusterState {
   }
 
   async setMark(appId: string, key: MarkKey, token: string, ttlMs: number): Promise<void> {
-    this.sweepExpired(Date.now());
-    this.marks.set(markId(appId, key.channel, key.userId), { token, expires: Date.now() + ttlMs });
+    this.markNow(markId(appId, key.channel, key.userId), ttlMs, token);
   }
 
   async takeMark(appId: string, key: MarkKey, token?: string): Promise<boolean> {
     return this.takeMarkNow(markId(appId, key.channel, key.userId), token);
   }
 
-  /** Sets a transition's mark (ClusterState's leave marks), under a fresh token unless given; returns the token. */
+  /** Sets a mark (a transition's, or setMark's), under a fresh token unless given; returns the token. */
   markNow(id: string, ttlMs: number, token = `local:${++this.markTokens}`): string {
     const now = Date.now();
     this.sweepExpired(now);

@@ -223,8 +223,7 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
   /** Sends at once unless earlier work of the channel is still in progress, then after it. */
   private send(app: AppOptions, event: WebhookEvent): void {
     if (!this.sender.wants(app, event.name, event.channel)) return;
-    if (this.chains.has(`${app.id}\n${event.channel}`)) this.serial(app, event.channel, () => this.sender.enqueue(app, event));
-    else this.sender.enqueue(app, event);
+    this.inOrder(app, event.channel, () => this.sender.enqueue(app, event));
   }
 
   /**
@@ -288,8 +287,7 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
       this.occupancy?.occupy(app.id, channel, memberOf(event));
     };
     if (rejoined === undefined) this.serial(app, channel, async () => decide(await this.state.takeMark(app.id, mark)));
-    else if (this.chains.has(`${app.id}\n${channel}`)) this.serial(app, channel, () => decide(rejoined));
-    else decide(rejoined);
+    else this.inOrder(app, channel, () => decide(rejoined));
   }
 
   /** Whether what a leave reports is still true in the cluster: the channel empty, the member gone. */
@@ -308,6 +306,12 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
   }
 
   /** Runs `task` after the channel's earlier work; one catch per task, logged with its context. */
+  /** Runs `task` now, or after the channel's queued work when it has some (events keep their order). */
+  private inOrder(app: AppOptions, channel: string, task: () => void): void {
+    if (this.chains.has(`${app.id}\n${channel}`)) this.serial(app, channel, task);
+    else task();
+  }
+
   private serial(app: AppOptions, channel: string, task: () => unknown): void {
     const key = `${app.id}\n${channel}`;
     const prev = this.chains.get(key) ?? Promise.resolve();

@@ -16,8 +16,7 @@ import type { Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { writeHeapSnapshot } from 'node:v8';
 import { userAuthString } from '../../sdk/protocol';
 import { hmacSha256Hex } from '../../sdk/protocol/node/hmac';
 import type { Connection } from '../../server/ws/Connection';
@@ -26,7 +25,8 @@ import { createRedisBackends } from '../../server/cluster/create-backends';
 import type { AppOptions, WebhookEventType } from '../../server/options/Options';
 import { startHerald, testApp, type TestHerald } from '../helpers/herald';
 import { Cluster, type Redis } from 'ioredis';
-import { REDIS_URL, deleteKeys, needRedis, redisClient, uniquePrefix } from '../helpers/redis';
+import { REDIS_URL, deleteKeys, needRedis, redisClient, uniquePrefix, waitFor } from '../helpers/redis';
+import { collectGarbage, collectUntilGone } from '../helpers/garbage';
 import { RawClient, authFor, roundTrip, serverSdk } from '../helpers/clients';
 import { WebhookReceiver } from '../helpers/WebhookReceiver';
 import type PusherServer from 'pusher';
@@ -50,22 +50,6 @@ const WARM_ROUNDS = 4;
  * the 900 connections counted goes past this.
  */
 const MAX_NEW_OBJECTS = 225;
-
-/** A full garbage collection, without starting node with --expose-gc (a fresh context picks the flag up). */
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-}
-
-/** Collects until every WeakRef is empty or `tries` run out; WeakRef targets live until the job ends. */
-async function collectUntilGone(refs: WeakRef<object>[], tries = 10): Promise<number> {
-  for (let i = 0; i < tries; i++) {
-    await new Promise((resolve) => setImmediate(resolve));
-    collectGarbage();
-    if (refs.every((r) => r.deref() === undefined)) return 0;
-  }
-  return refs.filter((r) => r.deref() !== undefined).length;
-}
 
 /** Node types of a heap snapshot that are program data, not V8's own (code, shapes, internal arrays). */
 const DATA_TYPES = new Set(['object', 'closure', 'string', 'concatenated string', 'sliced string', 'array', 'regexp', 'number', 'native', 'bigint']);
@@ -108,14 +92,6 @@ function liveObjects(file: string): Map<string, number> {
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   return counts;
-}
-
-async function waitUntil(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** One round: sockets that use every feature, then leave by close frame, dropped TCP or terminate_connections. */
@@ -180,15 +156,16 @@ async function useAndLeave(nodes: TestHerald[], sdk: PusherServer, receiver: Web
     else c.ws.terminate();
   }
   await Promise.all(clients.map((c) => c.closed));
-  await waitUntil('the nodes to drop every socket', () => nodes.every((h) => h.server.gateway.registry.size === 0));
+  await waitFor(() => nodes.every((h) => h.server.gateway.registry.size === 0), 10_000, 'the nodes to drop every socket');
   // The round is over when its leaves have been sent (after the webhook debounce) and nothing is queued.
   const vacant = [...SHARED_CHANNELS, 'presence-churn', ...joined.map((_, i) => `private-churn-${n}-${i}`)];
-  await waitUntil(`round ${n}'s webhooks`, () => {
+  const settled = (): boolean => {
     const events = receiver.events();
     const vacated = new Set(events.filter((e) => e.name === 'channel_vacated').map((e) => e.channel));
     const removed = new Set(events.filter((e) => e.name === 'member_removed').map((e) => e.user_id));
     return vacant.every((c) => vacated.has(c)) && removed.size === USERS && nodes.every((h) => h.server.webhooks.stats().total.depth === 0);
-  });
+  };
+  await waitFor(settled, 10_000, `round ${n}'s webhooks`);
 }
 
 const CHURN_APP: Partial<AppOptions> = { clientEvents: true, watchlist: true, subscriptionCount: true };

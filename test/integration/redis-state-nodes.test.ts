@@ -36,6 +36,16 @@ async function nodes(t: TestContext, prefix: string, timings: { heartbeatMs: num
   return out;
 }
 
+/** Detaches `node` (as if its process died) and waits until a survivor has removed it; a client for checks. */
+async function detachUntilRemoved(t: TestContext, prefix: string, node: Node): Promise<ReturnType<typeof redisClient>> {
+  const r = redisClient();
+  t.after(() => r.disconnect());
+  const k = redisKeys(prefix);
+  node.state.detach();
+  await waitFor(async () => (await r.sismember(k.nodes, node.state.nodeId)) === 0 && (await r.exists(k.claim(node.state.nodeId))) === 0, 5000, 'the node to be removed');
+  return r;
+}
+
 const key = (t: StateTransition) => `${t.kind}:${'channel' in t ? t.channel : ''}:${'userId' in t ? t.userId : ''}`;
 
 void test('a dead node\'s shares are removed by exactly one survivor, with the transitions that follow', async (t) => {
@@ -56,11 +66,8 @@ void test('a dead node\'s shares are removed by exactly one survivor, with the t
   await a.state.addUser(app, 'ub');
   await c.state.addUser(app, 'ub');
 
-  const r = redisClient();
-  t.after(() => r.disconnect());
+  const r = await detachUntilRemoved(t, prefix, a);
   const k = redisKeys(prefix);
-  a.state.detach();
-  await waitFor(async () => (await r.sismember(k.nodes, a.state.nodeId)) === 0 && (await r.exists(k.claim(a.state.nodeId))) === 0, 5000, 'a to be removed');
 
   const all = [...b.seen, ...c.seen].map(key).sort();
   assert.deepEqual(all, ['count:shared:', 'memberRemoved:presence-p:ua', 'userOffline::ua', 'vacated:only-a:'].sort());
@@ -178,11 +185,7 @@ void test('a dead node\'s leaves carry marks set by the same script, and a rejoi
   await a.state.addSubscriber(app, 'unwatched');
   await a.state.addMember(app, 'presence-p', 'ua', '{}', 100);
   await a.state.addUser(app, 'ua');
-  const r = redisClient();
-  t.after(() => r.disconnect());
-  const k = redisKeys(prefix);
-  a.state.detach();
-  await waitFor(async () => (await r.sismember(k.nodes, a.state.nodeId)) === 0 && (await r.exists(k.claim(a.state.nodeId))) === 0, 5000, 'a to be removed');
+  await detachUntilRemoved(t, prefix, a);
 
   const vacated = b.seen.find((s) => s.kind === 'vacated' && s.channel === 'room');
   const removed = b.seen.find((s) => s.kind === 'memberRemoved' && s.userId === 'ua');

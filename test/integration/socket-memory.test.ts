@@ -1,16 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { startHerald } from '../helpers/herald';
 import { RawClient, roundTrip } from '../helpers/clients';
-
-/** A full garbage collection, without starting node with --expose-gc (a fresh context picks the flag up). */
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-}
+import { collectUntilGone } from '../helpers/garbage';
 
 // Memory per idle connection is a headline figure (bench/ idle-memory). @fastify/websocket keeps each
 // upgrade's IncomingMessage alive for the socket's lifetime (through the socket's ServerResponse and a
@@ -30,11 +23,7 @@ test('an open socket keeps nothing of its upgrade request alive', async (t) => {
     await roundTrip(c);
   }
   assert.equal(requests.length, 2);
-  // WeakRef targets stay alive until the current job ends: collect between turns of the event loop.
-  for (let i = 0; i < 3 && requests.some((r) => r.deref() !== undefined); i++) {
-    await new Promise((resolve) => setImmediate(resolve));
-    collectGarbage();
-  }
+  await collectUntilGone(requests, 3);
   assert.deepEqual(
     requests.map((r) => r.deref() === undefined),
     [true, true],
