@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 import { userAuthString } from '../../sdk/protocol';
@@ -73,9 +74,10 @@ async function snapshotAfterGc(receiver: WebhookReceiver, file: string): Promise
 
 /**
  * Live objects by type and constructor name in a snapshot file. Read only after the last snapshot is
- * taken: the counts are objects too, and must not be in the heap they count.
+ * taken: the counts are objects too, and must not be in the heap they count. With `stringsByValue`, only
+ * strings, counted by their first 60 characters.
  */
-function liveObjects(file: string): Map<string, number> {
+function liveObjects(file: string, stringsByValue = false): Map<string, number> {
   const snapshot = JSON.parse(readFileSync(file, 'utf8')) as {
     snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
     nodes: number[];
@@ -88,7 +90,11 @@ function liveObjects(file: string): Map<string, number> {
   for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
     const type = types[snapshot.nodes[i + typeAt]];
     if (!DATA_TYPES.has(type)) continue;
-    const name = type.endsWith('string') ? '(string)' : type === 'object' || type === 'native' ? snapshot.strings[snapshot.nodes[i + nameAt]] : `(${type})`;
+    if (stringsByValue && !type.endsWith('string')) continue;
+    let name: string;
+    if (stringsByValue) name = snapshot.strings[snapshot.nodes[i + nameAt]].slice(0, 60);
+    else if (type.endsWith('string')) name = '(string)';
+    else name = type === 'object' || type === 'native' ? snapshot.strings[snapshot.nodes[i + nameAt]] : `(${type})`;
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   return counts;
@@ -173,6 +179,10 @@ const WEBHOOK_EVENTS: WebhookEventType[] = ['channel_occupied', 'channel_vacated
 
 /** Runs the rounds on `nodes` (the SDK talks to the first) and checks what must hold after each and at the end. */
 async function churn(t: TestContext, nodes: TestHerald[], receiver: WebhookReceiver, afterRound?: (n: number) => Promise<void>): Promise<void> {
+  // Node builds its table of libuv error names (86 [name, message] pairs) the first time a system error is
+  // made, and keeps it. In one full-suite run the first such error (a socket reset, under load) came after the
+  // baseline snapshot: +173 strings, +86 arrays, and the test failed. Built here, before any round.
+  getSystemErrorName(-104);
   // Each round's server-side connections and sockets, watched through WeakRefs; dropped after its check,
   // so that the test's own bookkeeping does not grow the heap it measures.
   let connections: WeakRef<Connection>[] = [];
@@ -220,7 +230,18 @@ async function churn(t: TestContext, nodes: TestHerald[], receiver: WebhookRecei
   const total = grew.reduce((sum, [, d]) => sum + d, 0);
   const top = grew.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, d]) => `${name} +${d}`).join(', ');
   t.diagnostic(`objects that grew over ${(ROUNDS - WARM_ROUNDS) * SOCKETS_PER_ROUND} connections after the warm rounds: ${total} (${top || 'none'})`);
-  assert.ok(total < MAX_NEW_OBJECTS, `${total} more live objects after ${ROUNDS - WARM_ROUNDS} rounds of ${SOCKETS_PER_ROUND} sockets (at most ${MAX_NEW_OBJECTS}): ${top}`);
+  if (total >= MAX_NEW_OBJECTS) {
+    // Say what was kept: the strings that grew, by value, usually name the structure that holds them.
+    const was = liveObjects(join(dir, 'baseline.heapsnapshot'), true);
+    const strings = [...liveObjects(join(dir, 'last.heapsnapshot'), true)]
+      .map(([value, count]): [string, number] => [value, count - (was.get(value) ?? 0)])
+      .filter(([, d]) => d > 0)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([value, d]) => `${JSON.stringify(value)} +${d}`)
+      .join(', ');
+    assert.fail(`${total} more live objects after ${ROUNDS - WARM_ROUNDS} rounds of ${SOCKETS_PER_ROUND} sockets (at most ${MAX_NEW_OBJECTS}): ${top}; strings that grew: ${strings}`);
+  }
 }
 
 test('sockets that come and go leave nothing behind on one node: connections and sockets are collected, no state is left, no objects pile up', async (t) => {
