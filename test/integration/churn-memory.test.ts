@@ -74,10 +74,10 @@ async function snapshotAfterGc(receiver: WebhookReceiver, file: string): Promise
 
 /**
  * Live objects by type and constructor name in a snapshot file. Read only after the last snapshot is
- * taken: the counts are objects too, and must not be in the heap they count. With `stringsByValue`, only
- * strings, counted by their first 60 characters.
+ * taken: the counts are objects too, and must not be in the heap they count. With `byValue`, only strings
+ * and closures, by their first 60 characters and function names: what names the structure that holds them.
  */
-function liveObjects(file: string, stringsByValue = false): Map<string, number> {
+function liveObjects(file: string, byValue = false): Map<string, number> {
   const snapshot = JSON.parse(readFileSync(file, 'utf8')) as {
     snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
     nodes: number[];
@@ -90,9 +90,9 @@ function liveObjects(file: string, stringsByValue = false): Map<string, number> 
   for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
     const type = types[snapshot.nodes[i + typeAt]];
     if (!DATA_TYPES.has(type)) continue;
-    if (stringsByValue && !type.endsWith('string')) continue;
+    if (byValue && !type.endsWith('string') && type !== 'closure') continue;
     let name: string;
-    if (stringsByValue) name = snapshot.strings[snapshot.nodes[i + nameAt]].slice(0, 60);
+    if (byValue) name = type === 'closure' ? `${snapshot.strings[snapshot.nodes[i + nameAt]] || '(anonymous)'}()` : JSON.stringify(snapshot.strings[snapshot.nodes[i + nameAt]].slice(0, 60));
     else if (type.endsWith('string')) name = '(string)';
     else name = type === 'object' || type === 'native' ? snapshot.strings[snapshot.nodes[i + nameAt]] : `(${type})`;
     counts.set(name, (counts.get(name) ?? 0) + 1);
@@ -231,16 +231,16 @@ async function churn(t: TestContext, nodes: TestHerald[], receiver: WebhookRecei
   const top = grew.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, d]) => `${name} +${d}`).join(', ');
   t.diagnostic(`objects that grew over ${(ROUNDS - WARM_ROUNDS) * SOCKETS_PER_ROUND} connections after the warm rounds: ${total} (${top || 'none'})`);
   if (total >= MAX_NEW_OBJECTS) {
-    // Say what was kept: the strings that grew, by value, usually name the structure that holds them.
+    // Say what was kept: the strings that grew, by value, and the closures, by function name.
     const was = liveObjects(join(dir, 'baseline.heapsnapshot'), true);
-    const strings = [...liveObjects(join(dir, 'last.heapsnapshot'), true)]
+    const kept = [...liveObjects(join(dir, 'last.heapsnapshot'), true)]
       .map(([value, count]): [string, number] => [value, count - (was.get(value) ?? 0)])
       .filter(([, d]) => d > 0)
       .sort((a, b) => b[1] - a[1])
-      .slice(0, 12)
-      .map(([value, d]) => `${JSON.stringify(value)} +${d}`)
+      .slice(0, 16)
+      .map(([value, d]) => `${value} +${d}`)
       .join(', ');
-    assert.fail(`${total} more live objects after ${ROUNDS - WARM_ROUNDS} rounds of ${SOCKETS_PER_ROUND} sockets (at most ${MAX_NEW_OBJECTS}): ${top}; strings that grew: ${strings}`);
+    assert.fail(`${total} more live objects after ${ROUNDS - WARM_ROUNDS} rounds of ${SOCKETS_PER_ROUND} sockets (at most ${MAX_NEW_OBJECTS}): ${top}; strings and closures that grew: ${kept}`);
   }
 }
 
