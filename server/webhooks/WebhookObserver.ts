@@ -305,13 +305,13 @@ export class WebhookObserver implements GatewayObserver, LeaveMarks {
     p.resolve();
   }
 
-  /** Runs `task` after the channel's earlier work; one catch per task, logged with its context. */
   /** Runs `task` now, or after the channel's queued work when it has some (events keep their order). */
   private inOrder(app: AppOptions, channel: string, task: () => void): void {
     if (this.chains.has(`${app.id}\n${channel}`)) this.serial(app, channel, task);
     else task();
   }
 
+  /** Runs `task` after the channel's earlier work; one catch per task, logged with its context. */
   private serial(app: AppOptions, channel: string, task: () => unknown): void {
     const key = `${app.id}\n${channel}`;
     const prev = this.chains.get(key) ?? Promise.resolve();

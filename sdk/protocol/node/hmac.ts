@@ -29,9 +29,8 @@ function keyPads(key: string | Buffer): KeyPads {
   return { inner, outer };
 }
 
-function hmacWithPads(pads: KeyPads, data: string | Buffer): Buffer;
-function hmacWithPads(pads: KeyPads, data: string | Buffer, encoding: 'hex'): string;
-function hmacWithPads(pads: KeyPads, data: string | Buffer, encoding?: 'hex'): Buffer | string {
+/** The outer hash's input: the key's opad block, then the digest of its ipad block and `data`. */
+function outerInput(pads: KeyPads, data: string | Buffer): Buffer {
   const dataBytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
   const first = Buffer.allocUnsafe(BLOCK_BYTES + dataBytes);
   pads.inner.copy(first, 0);
@@ -40,30 +39,36 @@ function hmacWithPads(pads: KeyPads, data: string | Buffer, encoding?: 'hex'): B
   const second = Buffer.allocUnsafe(BLOCK_BYTES + DIGEST_BYTES);
   pads.outer.copy(second, 0);
   crypto.hash('sha256', first, 'buffer').copy(second, BLOCK_BYTES);
-  return encoding === undefined ? crypto.hash('sha256', second, 'buffer') : crypto.hash('sha256', second, encoding);
+  return second;
 }
 
 /**
  * Pads of the secrets signed with lately: an app's secret signs every request, so its pads are worked out
  * once. Bounded, because SDK callers may pass any number of secrets; emptied when full (there are few apps).
+ * Byte keys (HKDF steps, test vectors) are not cached.
  */
 const padsBySecret = new Map<string, KeyPads>();
 const MAX_CACHED_SECRETS = 256;
 
-/** HMAC-SHA256 of `data` under an app secret, as lowercase hex (every Pusher signature). */
-export function hmacSha256Hex(secret: string, data: string | Buffer): string {
-  let pads = padsBySecret.get(secret);
+function padsFor(key: string | Buffer): KeyPads {
+  if (typeof key !== 'string') return keyPads(key);
+  let pads = padsBySecret.get(key);
   if (pads === undefined) {
     if (padsBySecret.size >= MAX_CACHED_SECRETS) padsBySecret.clear();
-    pads = keyPads(secret);
-    padsBySecret.set(secret, pads);
+    pads = keyPads(key);
+    padsBySecret.set(key, pads);
   }
-  return hmacWithPads(pads, data, 'hex');
+  return pads;
 }
 
-/** HMAC-SHA256 under a key used once or a few times (HKDF steps, tokens): nothing is cached. */
+/** HMAC-SHA256 of `data` under an app secret, as lowercase hex (every Pusher signature). */
+export function hmacSha256Hex(secret: string, data: string | Buffer): string {
+  return crypto.hash('sha256', outerInput(padsFor(secret), data), 'hex');
+}
+
+/** HMAC-SHA256 of `data` as bytes (push tokens, test vectors). */
 export function hmacSha256(key: string | Buffer, data: string | Buffer): Buffer {
-  return hmacWithPads(keyPads(key), data);
+  return crypto.hash('sha256', outerInput(padsFor(key), data), 'buffer');
 }
 
 /** MD5 as hex in one call, without a Hash object (every signed REST request with a body takes one). */
